@@ -27,6 +27,8 @@ install_requires = [
     "matplotlib>=3.7",
     "tqdm>=4.60",
     "PyYAML>=6",
+    # ESPnet's trainer logs to TensorBoard by default (use_tensorboard: true).
+    "tensorboard>=2.10",
 ]
 extras_require = {
     "test": [
