@@ -1,0 +1,102 @@
+"""Encoder-decoder attractors (EDA) that count and represent the sources."""
+from typing import Optional, Tuple
+
+import torch
+
+from espnet2.diar.attractor.abs_attractor import AbsAttractor
+from espnet2.diar.attractor.rnn_attractor import RnnAttractor
+
+
+class EDAAttractor(AbsAttractor):
+    """EDA over frame embeddings: a_1 .. a_S and their existence probabilities.
+
+    Wraps ESPnet's diarisation ``RnnAttractor`` (LSTM encoder over the frames, LSTM
+    decoder fed with zeros, linear existence head) and adds what separation needs:
+    frame shuffling in training (the encoder should summarise *which* sounds are
+    present, not their order), the attractors' width equal to the shared space D,
+    and the count rule of inference.
+
+    Because the decoder's inputs are all zeros, attractor s does not depend on how
+    many are decoded after it, so decoding ``max_num_src + 1`` at once and cutting
+    at the first low probability equals decoding one at a time.
+
+    Args:
+        input_dim: size D of the frame embeddings, which is also the attractor size.
+        num_layers: LSTM layers of encoder and decoder.
+        dropout: dropout on the attractors (and between LSTM layers).
+        shuffle_frames: shuffle each utterance's valid frames in training (EEND-EDA).
+        threshold: an attractor exists while its probability is >= this.
+
+    References:
+        S. Horiguchi et al., "End-to-end speaker diarization for an unknown number
+        of speakers with encoder-decoder based attractors", Interspeech 2020;
+        USE, arXiv 2512.21215.
+    """
+
+    def __init__(
+        self,
+        input_dim: int,
+        num_layers: int = 1,
+        dropout: float = 0.0,
+        shuffle_frames: bool = True,
+        threshold: float = 0.5,
+    ):
+        super().__init__()
+        if not 0.0 < threshold < 1.0:
+            raise ValueError(f"threshold must lie in (0, 1), got {threshold}")
+        self.input_dim = input_dim
+        self.rnn = RnnAttractor(
+            encoder_output_size=input_dim,
+            layer=num_layers,
+            unit=input_dim,
+            dropout=dropout,
+            attractor_grad=True,
+        )
+        self.shuffle_frames = shuffle_frames
+        self.threshold = threshold
+
+    @staticmethod
+    def _shuffle(emb: torch.Tensor, emb_lens: torch.Tensor) -> torch.Tensor:
+        """Permute each utterance's valid frames; padding stays at the end."""
+        B, L, _ = emb.shape
+        keys = torch.rand(B, L, device=emb.device)
+        valid = torch.arange(L, device=emb.device)[None, :] < emb_lens[:, None]
+        keys = keys.masked_fill(~valid, 2.0)  # padding sorts last
+        order = keys.argsort(dim=1)  # [B, L]
+        return emb.gather(1, order[..., None].expand_as(emb))
+
+    def forward(
+        self, emb: torch.Tensor, emb_lens: torch.Tensor, num_attractors: int
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Decode attractors.
+
+        Args:
+            emb: frame embeddings [B, L, D].
+            emb_lens: valid frames [B] (>= 1).
+            num_attractors: how many to decode (the largest count + 1 in training).
+
+        Returns:
+            attractors [B, num_attractors, D] and existence logits [B, num_attractors].
+        """
+        assert emb.dim() == 3 and emb.size(-1) == self.input_dim, emb.shape
+        if self.training and self.shuffle_frames:
+            emb = self._shuffle(emb, emb_lens)
+        zeros = emb.new_zeros(emb.size(0), num_attractors, self.input_dim)
+        attractors, logits = self.rnn(emb, emb_lens, zeros)
+        return attractors, logits.squeeze(-1)
+
+    def count(self, logits: torch.Tensor, max_num_src: Optional[int] = None) -> torch.Tensor:
+        """Number of attractors before the first probability below the threshold.
+
+        Args:
+            logits: existence logits [B, S].
+            max_num_src: cap on the count (default: S).
+
+        Returns:
+            counts [B] (long).
+        """
+        exists = torch.sigmoid(logits) >= self.threshold  # [B, S]
+        counts = exists.long().cumprod(dim=1).sum(dim=1)
+        if max_num_src is not None:
+            counts = counts.clamp(max=max_num_src)
+        return counts

@@ -1,0 +1,500 @@
+"""USEModel: one network for sound separation (unknown count) and target extraction."""
+import random
+from typing import Dict, List, Optional, Tuple
+
+import torch
+
+from espnet2.enh.decoder.abs_decoder import AbsDecoder
+from espnet2.enh.encoder.abs_encoder import AbsEncoder
+from espnet2.torch_utils.device_funcs import force_gatherable
+from espnet2.train.abs_espnet_model import AbsESPnetModel
+from espnet2_use.cue.cue_network import EXAMPLE, USECueNetwork
+from espnet2_use.layers.abs_use_backbone import BackboneOutput
+from espnet2_use.loss.alignment_loss import AttractorCueAlignment
+from espnet2_use.loss.variable_pit import VariablePITSISNR, existence_bce, si_snr
+from espnet2_use.separator.use_separator import USESeparator
+
+EPS = 1e-8
+STAT_KEYS = (
+    "si_snr", "exist_bce", "count_acc", "tse_si_snr", "align_mse", "align_nce", "match_acc",
+)
+
+
+class USEModel(AbsESPnetModel):
+    """USE: separation of an unknown number of sources and cue-driven extraction.
+
+    The forward pass is split into named steps, so that training stage 1 (SS + EDA)
+    and stage 2 (both branches, alignment) differ only by configuration:
+    ``forward_encoder`` (waveform -> encoder features -> trunk), ``forward_separate``
+    (EDA attractors -> shared mask head -> one output per attractor),
+    ``forward_extract`` (cue vectors -> the same mask head), ``forward_decoder``
+    (features -> waveforms) and ``forward_loss``.
+
+    Training batches hold ``speech_mix``, ``speech_ref1..K`` (a zero-length reference
+    is an absent source), ``num_src`` (optional; else the non-empty references are
+    counted) and, for extraction, the cue entries named by
+    ``USECueNetwork.data_name``. Each training batch runs one branch, drawn from a
+    seeded stream keyed on the update count (identical on every data-parallel rank,
+    and resumed with the checkpoint): the cue branch with probability
+    ``cue_branch_ratio``, else the EDA branch. Validation runs both.
+
+    Losses: EDA branch: PIT SI-SNR over the true sources + ``exist_weight`` * BCE on
+    existence (+ ``align_weight`` * L_align when the batch has cues). Cue branch:
+    ``tse_weight`` * negative SI-SNR of the extracted target.
+
+    Args:
+        encoder: ESPnet encoder (``conv`` for USE-S, ``stft`` for USE-B).
+        separator: the USE separator.
+        decoder: ESPnet decoder matching the encoder.
+        cue_network: the multimodal cue network (None: separation only, stage 1).
+        max_num_src: the largest count K (the EDA decodes K + 1 attractors).
+        cue_branch_ratio: share of training batches that run the cue branch.
+        exist_weight: weight of the existence BCE. The SI-SNR terms are in dB (tens),
+            the BCE in nats (below one); with weight 1 the count is learned far later
+            than the separation, hence the default of 10.
+        tse_weight: weight of the extraction loss.
+        align_weight: weight of the attractor-cue alignment loss.
+        align_conf: keyword arguments of ``AttractorCueAlignment``.
+        si_snr_clamp_db: clamp of the SI-SNR terms (None: none).
+        normalize_variance: divide the mixture (and references) by its std first,
+            and scale estimates back at inference.
+        branch_seed: seed of the branch stream.
+        extract_feats_in_collect_stats: ESPnet's collect-stats switch.
+
+    References:
+        USE: "A Unified Model for Universal Sound Separation and Extraction",
+        AAAI 2026, arXiv 2512.21215.
+    """
+
+    def __init__(
+        self,
+        encoder: AbsEncoder,
+        separator: USESeparator,
+        decoder: AbsDecoder,
+        cue_network: Optional[USECueNetwork] = None,
+        max_num_src: int = 3,
+        cue_branch_ratio: float = 0.0,
+        exist_weight: float = 10.0,
+        tse_weight: float = 1.0,
+        align_weight: float = 0.0,
+        align_conf: Optional[Dict] = None,
+        si_snr_clamp_db: Optional[float] = None,
+        normalize_variance: bool = True,
+        branch_seed: int = 0,
+        extract_feats_in_collect_stats: bool = False,
+    ):
+        super().__init__()
+        if max_num_src < 1:
+            raise ValueError(f"model_conf.max_num_src must be >= 1, got {max_num_src}")
+        if not 0.0 <= cue_branch_ratio <= 1.0:
+            raise ValueError(f"model_conf.cue_branch_ratio must lie in [0, 1], got {cue_branch_ratio}")
+        if cue_network is None and (cue_branch_ratio > 0 or align_weight > 0):
+            raise ValueError(
+                "model_conf.cue_branch_ratio / align_weight > 0 need a cue network "
+                "(set cue_encoders or cue_example in the config)"
+            )
+        if cue_network is not None and cue_network.dim != separator.emb_dim:
+            raise ValueError(
+                f"the cue network's dim {cue_network.dim} must equal the separator's "
+                f"emb_dim {separator.emb_dim}: cues and attractors share one space"
+            )
+        self.encoder = encoder
+        self.separator = separator
+        self.decoder = decoder
+        self.cue_network = cue_network
+        self.max_num_src = max_num_src
+        self.num_spk = max_num_src  # ESPnet tools read this
+        self.cue_branch_ratio = cue_branch_ratio
+        self.exist_weight = exist_weight
+        self.tse_weight = tse_weight
+        self.align_weight = align_weight
+        self.pit = VariablePITSISNR(clamp_db=si_snr_clamp_db)
+        self.align = AttractorCueAlignment(**(align_conf or {}))
+        self.si_snr_clamp_db = si_snr_clamp_db
+        self.normalize_variance = normalize_variance
+        self.branch_seed = branch_seed
+        self.extract_feats_in_collect_stats = extract_feats_in_collect_stats
+        # Update counter: keys the branch stream, saved with checkpoints.
+        self.register_buffer("num_updates", torch.zeros((), dtype=torch.long))
+
+    # ------------------------------------------------------------------ steps
+    def forward_encoder(
+        self, speech: torch.Tensor, lengths: torch.Tensor
+    ) -> Tuple[torch.Tensor, torch.Tensor, BackboneOutput]:
+        """Waveforms [B, T] -> encoder features [B, T', N], their lengths, trunk output."""
+        feats, flens = self.encoder(speech, lengths)
+        return feats, flens, self.separator.encode(feats, flens)
+
+    def forward_separate(
+        self,
+        feats: torch.Tensor,
+        trunk: BackboneOutput,
+        counts: torch.Tensor,
+        num_attractors: int,
+    ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Attractors, existence logits and one masked feature map per counted source.
+
+        Args:
+            feats: encoder features [B, T', N].
+            trunk: the trunk output.
+            counts: sources to separate per utterance [B] (0 allowed).
+            num_attractors: attractors to decode (>= counts.max() + 1 in training).
+
+        Returns:
+            attractors [B, A, D], logits [B, A], masked features [M, T', N] for the
+            M = counts.sum() (utterance, source) pairs, and their batch index [M].
+        """
+        attractors, logits = self.separator.attractors(trunk, num_attractors)
+        index, slot = self._pairs(counts)
+        masked = self.separator.mask(trunk, feats, attractors[index, slot], index)
+        return attractors, logits, masked, index
+
+    def forward_extract(
+        self,
+        feats: torch.Tensor,
+        trunk: BackboneOutput,
+        cues: torch.Tensor,
+        index: torch.Tensor,
+    ) -> torch.Tensor:
+        """Masked feature maps [M, T', N] for cue vectors [M, D] of batch rows ``index``."""
+        return self.separator.mask(trunk, feats, cues, index)
+
+    def forward_decoder(self, masked: torch.Tensor, lengths: torch.Tensor, num_samples: int) -> torch.Tensor:
+        """Masked features [M, T', N] -> waveforms [M, num_samples]."""
+        wav, _ = self.decoder(masked, lengths)
+        if wav.size(1) < num_samples:
+            wav = torch.nn.functional.pad(wav, (0, num_samples - wav.size(1)))
+        return wav[:, :num_samples]
+
+    def forward_cues(
+        self,
+        trunk: BackboneOutput,
+        batch: Dict[str, torch.Tensor],
+        num_sources: int,
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Cue vectors of every source that has a cue.
+
+        Returns:
+            cue vectors [B, K, D] (zeros where absent) and validity [B, K] (bool).
+        """
+        B = trunk.emb.size(0)
+        D = self.separator.emb_dim
+        cues = trunk.emb.new_zeros(B, num_sources, D)
+        valid = torch.zeros(B, num_sources, dtype=torch.bool, device=trunk.emb.device)
+        for k in range(num_sources):
+            inputs = self.cue_inputs(batch, k + 1)
+            if not inputs:
+                continue
+            present = torch.stack([lens > 0 for _, lens in inputs.values()], 1).any(1)  # [B]
+            if not bool(present.any()):
+                continue
+            rows = present.nonzero().flatten()
+            sub = {m: (x.index_select(0, rows), lens.index_select(0, rows)) for m, (x, lens) in inputs.items()}
+            vec = self.cue_network(
+                trunk.emb.index_select(0, rows), trunk.emb_lens.index_select(0, rows), sub
+            )  # [R, D]
+            cues = cues.index_put((rows, torch.full_like(rows, k)), vec)
+            valid[rows, k] = True
+        return cues, valid
+
+    def cue_inputs(
+        self, batch: Dict[str, torch.Tensor], k: int
+    ) -> Dict[str, Tuple[torch.Tensor, torch.Tensor]]:
+        """modality -> (input, lengths) of source k's cues found in the batch."""
+        inputs = {}
+        if self.cue_network is None:
+            return inputs
+        for modality in self.cue_network.modalities:
+            name = self.cue_network.data_name(modality, k)
+            if name not in batch:
+                continue
+            x, lens = batch[name], batch[f"{name}_lengths"]
+            if modality == EXAMPLE:
+                x, lens = self.example_attractor(x, lens)
+            inputs[modality] = (x, lens)
+        return inputs
+
+    def example_attractor(
+        self, example: torch.Tensor, lengths: torch.Tensor
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Audio examples [B, T] -> their first attractor as a one-token cue [B, 1, D]."""
+        out = example.new_zeros(example.size(0), 1, self.separator.emb_dim)
+        present = lengths > 0
+        if bool(present.any()):
+            rows = present.nonzero().flatten()
+            wav, wav_lens = example.index_select(0, rows), lengths.index_select(0, rows)
+            wav, _ = self._normalize(wav[:, : int(wav_lens.max())], wav_lens)
+            _, _, trunk = self.forward_encoder(wav, wav_lens)
+            attractors, _ = self.separator.attractors(trunk, 1)
+            out = out.index_put((rows,), attractors)
+        return out, present.long()
+
+    def forward_loss(
+        self,
+        branch: str,
+        refs: torch.Tensor,
+        counts: torch.Tensor,
+        est: Optional[torch.Tensor] = None,
+        logits: Optional[torch.Tensor] = None,
+        attractors: Optional[torch.Tensor] = None,
+        cues: Optional[torch.Tensor] = None,
+        cue_valid: Optional[torch.Tensor] = None,
+        tse_est: Optional[torch.Tensor] = None,
+        tse_rows: Optional[torch.Tensor] = None,
+        tse_targets: Optional[torch.Tensor] = None,
+    ) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
+        """Loss and stats of one branch (``ss`` or ``tse``); stats it has no value for are NaN."""
+        nan = refs.new_tensor(float("nan"))
+        stats = {key: nan for key in STAT_KEYS}
+        if branch == "ss":
+            loss, stats["si_snr"], perm = self.pit(est, refs, counts)
+            exist = existence_bce(logits, counts)
+            loss = loss + self.exist_weight * exist
+            stats["exist_bce"] = exist.detach()
+            estimated = self.separator.attractor.count(logits, self.max_num_src)
+            stats["count_acc"] = (estimated == counts).float().mean()
+            if cues is not None and self.align_weight > 0:
+                align, stats["align_mse"], stats["align_nce"], stats["match_acc"] = self.align(
+                    attractors[:, : refs.size(1)], counts, cues, cue_valid, perm
+                )
+                loss = loss + self.align_weight * align
+            return loss, stats
+        scores = si_snr(tse_est, refs[tse_rows, tse_targets])  # [R]
+        if self.si_snr_clamp_db is not None:
+            scores = scores.clamp(max=self.si_snr_clamp_db)
+        stats["tse_si_snr"] = scores.mean().detach()
+        return -self.tse_weight * scores.mean(), stats
+
+    # ---------------------------------------------------------------- forward
+    def forward(
+        self,
+        speech_mix: torch.Tensor,
+        speech_mix_lengths: Optional[torch.Tensor] = None,
+        **kwargs,
+    ) -> Tuple[torch.Tensor, Dict[str, torch.Tensor], torch.Tensor]:
+        """Training / validation step.
+
+        Args:
+            speech_mix: mixtures [B, T].
+            speech_mix_lengths: [B].
+            kwargs: ``speech_ref{k}`` [B, T_k] (+ ``_lengths``), ``num_src`` [B, 1],
+                cue entries, ``utt_id``.
+        """
+        B = speech_mix.size(0)
+        lengths = self._lengths(speech_mix, speech_mix_lengths)
+        speech_mix = speech_mix[:, : int(lengths.max())]
+        T = speech_mix.size(1)
+        refs, counts = self._references(kwargs, T, B)
+        speech_mix, scale = self._normalize(speech_mix, lengths)
+        refs = refs / scale[:, None, None]
+
+        feats, flens, trunk = self.forward_encoder(speech_mix, lengths)
+        has_cues = self.cue_network is not None
+        if self.training:
+            branches = [self._draw_branch()]
+        else:
+            branches = ["ss", "tse"] if has_cues else ["ss"]
+
+        cues = cue_valid = None
+        if has_cues and ("tse" in branches or self.align_weight > 0):
+            cues, cue_valid = self.forward_cues(trunk, kwargs, refs.size(1))
+            cue_valid = cue_valid & (
+                torch.arange(refs.size(1), device=counts.device)[None, :] < counts[:, None]
+            )
+            if not bool(cue_valid.any()):
+                cues = cue_valid = None
+                branches = ["ss"]
+
+        total = speech_mix.new_tensor(0.0)
+        stats = {key: speech_mix.new_tensor(float("nan")) for key in STAT_KEYS}
+        for branch in branches:
+            if branch == "ss":
+                attractors, logits, masked, index = self.forward_separate(
+                    feats, trunk, counts, refs.size(1) + 1
+                )
+                est = self.forward_decoder(masked, lengths[index], T)
+                _, slot = self._pairs(counts)
+                est = est.new_zeros(refs.shape).index_put((index, slot), est)  # [B, K, T]
+                loss, s = self.forward_loss(
+                    "ss", refs, counts, est=est, logits=logits, attractors=attractors,
+                    cues=cues, cue_valid=cue_valid,
+                )
+            else:
+                rows, targets = self._pick_targets(cue_valid)
+                masked = self.forward_extract(feats, trunk, cues[rows, targets], rows)
+                tse_est = self.forward_decoder(masked, lengths[rows], T)
+                loss, s = self.forward_loss(
+                    "tse", refs, counts, tse_est=tse_est, tse_rows=rows, tse_targets=targets
+                )
+            total = total + loss
+            stats.update({k: v for k, v in s.items() if not torch.isnan(v)})
+        stats["loss"] = total.detach()
+        loss, stats, weight = force_gatherable((total, stats, B), total.device)
+        return loss, stats, weight
+
+    # -------------------------------------------------------------- inference
+    @torch.no_grad()
+    def separate(
+        self,
+        speech: torch.Tensor,
+        lengths: Optional[torch.Tensor] = None,
+        num_src: Optional[torch.Tensor] = None,
+    ) -> Dict[str, torch.Tensor]:
+        """Separate mixtures; the EDA counts the sources unless ``num_src`` is given.
+
+        Args:
+            speech: mixtures [B, T].
+            lengths: [B] (default: all T).
+            num_src: forced counts [B] (or None).
+
+        Returns:
+            dict with ``sources`` [B, S, T] (S = the largest count; rows beyond an
+            utterance's count are zeros), ``counts`` [B], ``existence_prob``
+            [B, max_num_src + 1] and ``attractors`` [B, max_num_src + 1, D].
+        """
+        lengths = self._lengths(speech, lengths)
+        T = speech.size(1)
+        speech, scale = self._normalize(speech, lengths)
+        feats, flens, trunk = self.forward_encoder(speech, lengths)
+        num_att = self.max_num_src + 1
+        if num_src is not None:
+            counts = torch.as_tensor(num_src, device=speech.device).long().view(-1)
+            counts = counts.expand(speech.size(0)) if counts.numel() == 1 else counts
+            num_att = max(num_att, int(counts.max()) + 1)
+            attractors, logits = self.separator.attractors(trunk, num_att)
+        else:
+            attractors, logits = self.separator.attractors(trunk, num_att)
+            counts = self.separator.attractor.count(logits, self.max_num_src)
+        S = max(int(counts.max()), 1)
+        index, slot = self._pairs(counts)
+        sources = speech.new_zeros(speech.size(0), S, T)
+        if index.numel() > 0:
+            masked = self.separator.mask(trunk, feats, attractors[index, slot], index)
+            est = self.forward_decoder(masked, lengths[index], T) * scale[index, None]
+            sources = sources.index_put((index, slot), est)
+        return dict(
+            sources=sources, counts=counts, existence_prob=torch.sigmoid(logits),
+            attractors=attractors,
+        )
+
+    @torch.no_grad()
+    def extract(
+        self,
+        speech: torch.Tensor,
+        lengths: Optional[torch.Tensor],
+        cue_inputs: Dict[str, Tuple[torch.Tensor, torch.Tensor]],
+    ) -> Dict[str, torch.Tensor]:
+        """Extract the sound the cues describe.
+
+        Args:
+            speech: mixtures [B, T].
+            lengths: [B] (or None).
+            cue_inputs: modality -> (model input, lengths), as ``cue_inputs`` builds
+                them (an ``example`` entry holds audio examples [B, T_e]).
+
+        Returns:
+            dict with ``target`` [B, T] and ``cue`` vectors [B, D].
+        """
+        if self.cue_network is None:
+            raise ValueError("this model has no cue network: it was trained for separation only")
+        lengths = self._lengths(speech, lengths)
+        speech, scale = self._normalize(speech, lengths)
+        feats, flens, trunk = self.forward_encoder(speech, lengths)
+        inputs = dict(cue_inputs)
+        if EXAMPLE in inputs:
+            inputs[EXAMPLE] = self.example_attractor(*inputs[EXAMPLE])
+        cues = self.cue_network(trunk.emb, trunk.emb_lens, inputs)  # [B, D]
+        index = torch.arange(speech.size(0), device=speech.device)
+        masked = self.forward_extract(feats, trunk, cues, index)
+        target = self.forward_decoder(masked, lengths, speech.size(1)) * scale[:, None]
+        return dict(target=target, cue=cues)
+
+    def collect_feats(
+        self, speech_mix: torch.Tensor, speech_mix_lengths: torch.Tensor, **kwargs
+    ) -> Dict[str, torch.Tensor]:
+        speech_mix = speech_mix[:, : speech_mix_lengths.max()]
+        return {"feats": speech_mix, "feats_lengths": speech_mix_lengths}
+
+    # ---------------------------------------------------------------- helpers
+    @staticmethod
+    def _lengths(speech: torch.Tensor, lengths: Optional[torch.Tensor]) -> torch.Tensor:
+        if lengths is None:
+            return torch.full((speech.size(0),), speech.size(1), dtype=torch.long, device=speech.device)
+        return lengths
+
+    @staticmethod
+    def _pairs(counts: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """(batch row, source slot) of every counted source: two [sum(counts)] tensors."""
+        index = torch.arange(counts.numel(), device=counts.device).repeat_interleave(counts)
+        starts = torch.cumsum(counts, 0) - counts
+        slot = torch.arange(index.numel(), device=counts.device) - starts[index]
+        return index, slot
+
+    def _normalize(
+        self, speech: torch.Tensor, lengths: torch.Tensor
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Divide each waveform by its std over its valid samples; returns the scales [B]."""
+        if not self.normalize_variance:
+            return speech, speech.new_ones(speech.size(0))
+        valid = torch.arange(speech.size(1), device=speech.device)[None, :] < lengths[:, None]
+        n = valid.sum(1).clamp(min=1)
+        mean = (speech * valid).sum(1) / n
+        var = (((speech - mean[:, None]) * valid) ** 2).sum(1) / n
+        scale = var.sqrt() + EPS
+        return speech / scale[:, None], scale
+
+    def _references(
+        self, batch: Dict[str, torch.Tensor], T: int, B: int
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """References [B, K, T] (K = max_num_src) and counts [B], checked against each other."""
+        if "speech_ref1" not in batch:
+            raise ValueError("training needs references: speech_ref1 (spk1.scp) is missing")
+        refs = batch["speech_ref1"].new_zeros(B, self.max_num_src, T)
+        ref_lens = torch.zeros(B, self.max_num_src, dtype=torch.long, device=refs.device)
+        for k in range(self.max_num_src):
+            ref = batch.get(f"speech_ref{k + 1}")
+            if ref is None:
+                continue
+            n = min(T, ref.size(1))
+            refs[:, k, :n] = ref[:, :n]
+            ref_lens[:, k] = batch.get(f"speech_ref{k + 1}_lengths", torch.full((B,), ref.size(1), device=refs.device))
+        extra = [k for k in range(self.max_num_src + 1, 100) if f"speech_ref{k}" in batch]
+        if extra:
+            raise ValueError(
+                f"the batch has speech_ref{extra[0]} but model_conf.max_num_src is {self.max_num_src}"
+            )
+        non_empty = ref_lens > 0  # [B, K]
+        if "num_src" in batch:
+            counts = batch["num_src"].view(B, -1)[:, 0].long()
+        else:
+            counts = non_empty.sum(1)
+        expected = torch.arange(self.max_num_src, device=refs.device)[None, :] < counts[:, None]
+        bad = (expected != non_empty).any(1) | (counts < 1)
+        if bool(bad.any()):
+            b = int(bad.nonzero()[0])
+            utt = batch.get("utt_id", [f"row {b}"] * B)[b]
+            raise ValueError(
+                f"utterance {utt}: utt2num_src says {int(counts[b])} sources but the "
+                f"non-empty references are speech_ref{[k + 1 for k in non_empty[b].nonzero().flatten().tolist()]}"
+                f" (sources 1..n must be non-empty, the rest zero-length)"
+            )
+        return refs, counts
+
+    def _draw_branch(self) -> str:
+        """'tse' with probability cue_branch_ratio, from a stream keyed on the update count."""
+        step = int(self.num_updates)
+        self.num_updates += 1
+        if self.cue_branch_ratio <= 0:
+            return "ss"
+        u = random.Random(self.branch_seed * 1_000_003 + step).random()
+        return "tse" if u < self.cue_branch_ratio else "ss"
+
+    def _pick_targets(self, cue_valid: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """One target per row with a cue: random in training, the first in evaluation."""
+        rows = cue_valid.any(1).nonzero().flatten()
+        valid = cue_valid[rows].float()
+        if self.training:
+            targets = torch.multinomial(valid, 1).flatten()
+        else:
+            targets = valid.argmax(1)
+        return rows, targets

@@ -1,0 +1,78 @@
+"""USE as an extractor of ESPnet's ``enh_tse`` task (the cue is an audio example)."""
+from collections import OrderedDict
+from typing import Dict, Optional, Tuple
+
+import torch
+
+from espnet2.enh.extractor.abs_extractor import AbsExtractor
+from espnet2_use.cue.cue_network import EXAMPLE, USECueNetwork
+from espnet2_use.separator.use_separator import USESeparator
+
+
+class USEExtractor(AbsExtractor):
+    """Target sound extraction from an enrollment (audio example) with USE's parts.
+
+    ESPnet's ``enh_tse`` task passes the encoded mixture and the encoded enrollment.
+    The enrollment goes through the same trunk and EDA as a mixture would; its first
+    attractor, which lives in the shared space, is the example cue; the cue fusion
+    attends from the mixture's frames to it, and the shared mask head extracts the
+    target. So a stock TSE recipe can name ``extractor: use``, and a model trained
+    this way has the same separator, attractor and fusion parameters as USEModel.
+
+    Args:
+        input_dim: encoder output size.
+        backbone: ``use_s`` or ``use_b``.
+        backbone_conf: keyword arguments of the backbone.
+        attractor_conf: keyword arguments of ``EDAAttractor``.
+        fusion_conf: keyword arguments of ``CueFusion``.
+
+    References:
+        USE, arXiv 2512.21215.
+    """
+
+    def __init__(
+        self,
+        input_dim: int,
+        backbone: str = "use_s",
+        backbone_conf: Optional[Dict] = None,
+        attractor_conf: Optional[Dict] = None,
+        fusion_conf: Optional[Dict] = None,
+    ):
+        super().__init__()
+        self.separator = USESeparator(
+            input_dim, backbone, backbone_conf, attractor_conf, num_spk=1
+        )
+        self.cue_network = USECueNetwork(
+            self.separator.emb_dim, encoders={}, example=True, fusion_conf=fusion_conf
+        )
+
+    def forward(
+        self,
+        input: torch.Tensor,
+        ilens: torch.Tensor,
+        input_aux: torch.Tensor,
+        ilens_aux: torch.Tensor,
+        suffix_tag: str = "",
+        additional: Optional[Dict] = None,
+    ) -> Tuple[torch.Tensor, torch.Tensor, OrderedDict]:
+        """Extract the target.
+
+        Args:
+            input: encoded mixture [B, T, N].
+            ilens: [B].
+            input_aux: encoded enrollment [B, T_e, N].
+            ilens_aux: [B].
+            suffix_tag: suffix of the keys in ``others``.
+            additional: unused.
+
+        Returns:
+            masked features [B, T, N], ilens, and ``others`` with the cue vector.
+        """
+        trunk = self.separator.encode(input, ilens)
+        example_trunk = self.separator.encode(input_aux, ilens_aux)
+        example, _ = self.separator.attractors(example_trunk, 1)  # [B, 1, D]
+        ones = torch.ones(input.size(0), dtype=torch.long, device=input.device)
+        cue = self.cue_network(trunk.emb, trunk.emb_lens, {EXAMPLE: (example, ones)})
+        index = torch.arange(input.size(0), device=input.device)
+        masked = self.separator.mask(trunk, input, cue, index)
+        return masked, ilens, OrderedDict({f"cue{suffix_tag}": cue.detach()})

@@ -1,0 +1,122 @@
+"""USE-B: the band-split, TF-domain, BSRNN-like backbone."""
+from typing import Any, Optional, Sequence, Tuple
+
+import torch
+
+from espnet2.enh.layers.bsrnn import (
+    BandSplit,
+    MaskDecoder,
+    get_erb_subbands,
+    get_mel_subbands,
+)
+from espnet2_use.layers.abs_use_backbone import AbsUSEBackbone, BackboneOutput
+from espnet2_use.layers.band_split_rnn_block import BandSplitRNNBlock
+
+
+def as_complex(spec: torch.Tensor) -> torch.Tensor:
+    """ESPnet's STFT encoder yields torch complex tensors or torch_complex ones."""
+    if torch.is_tensor(spec) and torch.is_complex(spec):
+        return spec
+    return torch.complex(spec.real, spec.imag)
+
+
+def make_subbands(
+    n_freq: int, fs: int, num_bands: int, band_type: str
+) -> Tuple[Tuple[int, int], ...]:
+    """Subband (start, end) bin indices covering ``n_freq`` bins at rate ``fs``."""
+    if band_type == "erb":
+        bands = get_erb_subbands(n_freq, n_erbs=num_bands, target_fs=fs)
+    elif band_type == "mel":
+        bands = get_mel_subbands(n_freq, n_mels=num_bands, target_fs=fs)
+    else:
+        raise ValueError(f"band_type must be 'erb' or 'mel', got {band_type!r}")
+    return tuple((int(st), int(et)) for st, et in bands)
+
+
+class USEBBackbone(AbsUSEBackbone):
+    """Band-split RNN over the STFT (USE-B).
+
+    Reuses ESPnet's ``BandSplit`` (per-band projection) and ``MaskDecoder`` (complex
+    mask and residual per band, here with one output per query). The trunk
+    (``num_pre_blocks`` band/time layers) runs once per mixture; the tail
+    (``num_post_blocks``) and the mask decoder run once per query.
+
+    Args:
+        input_dim: STFT bins F (n_fft // 2 + 1), odd.
+        fs: sampling rate the subbands are laid out for.
+        latent_dim: embedding size N of each (frame, band) cell.
+        emb_dim: size D of the shared attractor/cue space.
+        num_bands: number of subbands (ERB or mel spaced).
+        band_type: ``erb`` (non-overlapping) or ``mel`` (overlapping).
+        subbands: explicit (start, end) bin pairs; overrides num_bands/band_type.
+        num_pre_blocks: band/time layers before the conditioning point.
+        num_post_blocks: layers after it (run per query).
+        norm_type: ESPnet normalisation name.
+        causal: LSTM over time instead of BLSTM.
+
+    References:
+        J. Yu, Y. Luo, "Efficient monaural speech enhancement with universal sample
+        rate band-split RNN", ICASSP 2023; USE, arXiv 2512.21215 (USE-B).
+    """
+
+    def __init__(
+        self,
+        input_dim: int,
+        fs: int = 8000,
+        latent_dim: int = 32,
+        emb_dim: int = 64,
+        num_bands: int = 16,
+        band_type: str = "erb",
+        subbands: Optional[Sequence[Sequence[int]]] = None,
+        num_pre_blocks: int = 2,
+        num_post_blocks: int = 1,
+        norm_type: str = "GN",
+        causal: bool = False,
+    ):
+        super().__init__()
+        if input_dim % 2 != 1:
+            raise ValueError(f"input_dim must be n_fft // 2 + 1 (odd), got {input_dim}")
+        if subbands is None:
+            subbands = make_subbands(input_dim, fs, num_bands, band_type)
+        subbands = tuple((int(st), int(et)) for st, et in subbands)
+        self._latent_dim = latent_dim
+        self._emb_dim = emb_dim
+        norm1d = "cLN" if norm_type == "cfLN" else norm_type
+        self.band_split = BandSplit(
+            input_dim, target_fs=fs, subbands=subbands, channels=latent_dim,
+            norm_type=norm1d,
+        )
+        self.pre_blocks = torch.nn.ModuleList(
+            BandSplitRNNBlock(latent_dim, norm_type, causal) for _ in range(num_pre_blocks)
+        )
+        self.to_emb = torch.nn.Linear(latent_dim, emb_dim)
+        self.post_blocks = torch.nn.ModuleList(
+            BandSplitRNNBlock(latent_dim, norm_type, causal) for _ in range(num_post_blocks)
+        )
+        self.mask_decoder = MaskDecoder(
+            input_dim, subbands, channels=latent_dim, num_spk=1, norm_type=norm1d
+        )
+
+    @property
+    def latent_dim(self) -> int:
+        return self._latent_dim
+
+    @property
+    def emb_dim(self) -> int:
+        return self._emb_dim
+
+    def encode(self, feats: torch.Tensor, flens: torch.Tensor) -> BackboneOutput:
+        spec = torch.view_as_real(as_complex(feats))  # [B, T, F, 2]
+        latent = self.band_split(spec)  # [B, N, T, K]
+        for block in self.pre_blocks:
+            latent = block(latent)
+        emb = self.to_emb(latent.mean(dim=-1).transpose(1, 2))  # [B, T, D]
+        return BackboneOutput(latent=latent, emb=emb, emb_lens=flens.clamp(min=1))
+
+    def decode(self, latent: torch.Tensor, feats: torch.Tensor, aux: Any) -> torch.Tensor:
+        for block in self.post_blocks:
+            latent = block(latent)
+        mask, residual = self.mask_decoder(latent)  # [M, 1, T, F, 2] each
+        mask = torch.view_as_complex(mask[:, 0].contiguous())  # [M, T, F]
+        residual = torch.view_as_complex(residual[:, 0].contiguous())
+        return mask * as_complex(feats) + residual  # [M, T, F]

@@ -1,0 +1,414 @@
+"""Reading USE data and decoding directories for scoring, and atomic file writes.
+
+The layouts are those of ``egs2/TEMPLATE/use1/README.md``:
+
+- reference set ``data/<set>/``: ``wav.scp``, ``spk{k}.scp`` (an absent source
+  is a zero-length wav), ``utt2num_src``;
+- decoding dir ``exp/<model>/decode_<set>_<mode>/``: ``spk{k}.scp`` (an
+  utterance appears only in the files of the estimates it has), and for SS
+  ``utt2num_src`` (estimated count) and ``cue_similarity``.
+
+Audio values are plain file paths (any format soundfile reads; relative paths
+resolve against the current directory, the recipe root, as in Kaldi) or
+kaldiio ``.ark[:offset]`` entries as ESPnet's ``format_wav_scp`` writes them.
+Every problem raises :class:`DataDirError` naming the file, the line or
+utterance, and what was expected.
+"""
+import json
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
+
+import numpy as np
+import soundfile
+
+from espnet2_use.utils.data_dir import parse_kaldi_text
+
+PathLike = Union[str, Path]
+_SPK_SCP = re.compile(r"^spk([1-9][0-9]*)\.scp$")
+_ARK = re.compile(r".*\.ark(:\d+)?$")
+
+
+class DataDirError(ValueError):
+    """A data or decoding directory breaks the documented layout."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One ``<utt-id> <value>`` line: its value, file and 1-based line number."""
+
+    value: str
+    path: Path
+    line: int
+
+    @property
+    def where(self) -> str:
+        """``<file> line <n>``, as the data-dir validator names places."""
+        return f"{self.path} line {self.line}"
+
+
+def read_kaldi_map(path: PathLike) -> Dict[str, Entry]:
+    """Reads a Kaldi-style ``<utt-id> <value>`` file (the value may be empty).
+
+    Parsing is :func:`espnet2_use.utils.data_dir.parse_kaldi_text`, the same
+    rules the data-dir validator applies.
+
+    Args:
+        path: the file.
+
+    Returns:
+        utt-id -> Entry, in file order.
+
+    Raises:
+        DataDirError: missing file, malformed line or duplicate utterance id.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataDirError(f"{path}: file not found")
+    lines, problems = parse_kaldi_text(path)
+    if problems:
+        raise DataDirError(f"{len(problems)} problem(s) in {path}:\n" + "\n".join(problems))
+    return {ln.key: Entry(ln.value, path, ln.lineno) for ln in lines}
+
+
+def read_int_map(path: PathLike) -> Dict[str, int]:
+    """Reads ``<utt-id> <integer>`` lines (``utt2num_src``)."""
+    out: Dict[str, int] = {}
+    for utt, entry in read_kaldi_map(path).items():
+        try:
+            out[utt] = int(entry.value)
+        except ValueError:
+            raise DataDirError(
+                f"{entry.where}: utterance {utt!r} has value {entry.value!r}, "
+                "expected an integer count"
+            ) from None
+    return out
+
+
+def spk_scp_files(directory: PathLike) -> Dict[int, Path]:
+    """Finds ``spk1.scp`` .. ``spkK.scp`` in a directory.
+
+    Returns:
+        k -> path, sorted by k; the numbering must start at 1 without gaps.
+    """
+    directory = Path(directory)
+    found = {}
+    for p in directory.iterdir() if directory.is_dir() else []:
+        m = _SPK_SCP.match(p.name)
+        if m:
+            found[int(m.group(1))] = p
+    found = dict(sorted(found.items()))
+    if found and list(found) != list(range(1, len(found) + 1)):
+        raise DataDirError(
+            f"{directory}: spk*.scp files {sorted(found)} must be numbered 1..K without gaps"
+        )
+    return found
+
+
+def load_audio(
+    value: str, where: str, expected_fs: Optional[int] = None
+) -> Tuple[np.ndarray, int]:
+    """Loads one mono audio entry as float64.
+
+    Args:
+        value: the scp value (a file path or a kaldiio ``.ark[:offset]`` entry).
+        where: ``file:line (utt ...)`` for error messages.
+        expected_fs: raise when the sample rate differs (None: no check).
+
+    Returns:
+        (signal [T], sample rate).
+    """
+    if not value:
+        raise DataDirError(f"{where}: empty value, expected an audio path")
+    if _ARK.match(value):
+        import kaldiio
+
+        try:
+            loaded = kaldiio.load_mat(value)
+        except Exception as e:  # kaldiio raises several types for bad offsets
+            raise DataDirError(f"{where}: cannot read {value!r}: {e}") from e
+        if not isinstance(loaded, tuple):
+            raise DataDirError(f"{where}: {value!r} holds a matrix, expected (rate, wav)")
+        fs, data = loaded
+        data = np.asarray(data, dtype=np.float64)
+        if np.issubdtype(np.asarray(loaded[1]).dtype, np.integer):
+            data = data / 32768.0
+    else:
+        if not Path(value).is_file():
+            raise DataDirError(f"{where}: audio file {value} does not exist")
+        try:
+            data, fs = soundfile.read(value, dtype="float64", always_2d=False)
+        except Exception as e:  # soundfile raises RuntimeError/LibsndfileError
+            raise DataDirError(f"{where}: cannot read audio file {value}: {e}") from e
+    if data.ndim == 2:
+        if data.shape[1] != 1:
+            raise DataDirError(
+                f"{where}: {value} has {data.shape[1]} channels, expected mono"
+            )
+        data = data[:, 0]
+    if expected_fs is not None and int(fs) != int(expected_fs):
+        raise DataDirError(
+            f"{where}: {value} has sample rate {fs} Hz, expected {expected_fs} Hz"
+        )
+    return data, int(fs)
+
+
+def fit_length(
+    signal: np.ndarray, length: int, tolerance: int, where: str
+) -> Tuple[np.ndarray, int]:
+    """Crops or zero-pads an estimate to ``length`` samples.
+
+    Models with strided encoders may return a few samples more or fewer than
+    the input; up to ``tolerance`` samples of difference are fixed at the end
+    of the signal (cropped or zero-padded), beyond that it is an error.
+
+    Returns:
+        (signal [length], number of samples changed, signed: >0 cropped, <0 padded).
+    """
+    diff = signal.shape[-1] - length
+    if abs(diff) > tolerance:
+        raise DataDirError(
+            f"{where}: estimate has {signal.shape[-1]} samples, the mixture {length}; "
+            f"the difference {diff:+d} exceeds the tolerance of {tolerance} samples"
+        )
+    if diff > 0:
+        return signal[:length], diff
+    if diff < 0:
+        return np.pad(signal, (0, -diff)), diff
+    return signal, 0
+
+
+def atomic_write(path: PathLike, write: Callable[[str], None]) -> None:
+    """Writes ``path`` through ``write(tmp_path)``, then renames: whole or absent.
+
+    Args:
+        path: the final file; its folder is created if needed.
+        write: writes the content to the temporary path it is given (same folder).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(path: PathLike, text: str) -> None:
+    """Writes a UTF-8 text file atomically."""
+
+    def write(tmp: str) -> None:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+
+    atomic_write(path, write)
+
+
+def _json_ready(obj: Any) -> Any:
+    """Converts numpy scalars/arrays and NaN to JSON-safe values (NaN -> None)."""
+    if isinstance(obj, dict):
+        return {str(k): _json_ready(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_ready(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _json_ready(obj.tolist())
+    if isinstance(obj, (np.bool_,)):
+        return bool(obj)
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        return None if not np.isfinite(obj) else float(obj)
+    return obj
+
+
+def atomic_write_json(path: PathLike, obj: Any) -> None:
+    """Writes ``obj`` as indented JSON atomically (NaN/inf written as null)."""
+    atomic_write_text(path, json.dumps(_json_ready(obj), indent=2, ensure_ascii=False) + "\n")
+
+
+def atomic_write_wav(path: PathLike, signal: np.ndarray, fs: int) -> None:
+    """Writes a mono float32 wav atomically (float keeps scores exact, no clipping)."""
+
+    def write(tmp: str) -> None:
+        soundfile.write(tmp, np.asarray(signal, dtype=np.float32), fs,
+                        subtype="FLOAT", format="WAV")
+
+    atomic_write(path, write)
+
+
+@dataclass
+class ReferenceSet:
+    """A reference data directory ``data/<set>/``.
+
+    Attributes:
+        root: the directory.
+        wav: utt -> mixture entry.
+        spk: k -> (utt -> reference entry).
+        num_src: utt -> number of sources n (references 1..n are present).
+    """
+
+    root: Path
+    wav: Dict[str, Entry]
+    spk: Dict[int, Dict[str, Entry]]
+    num_src: Dict[str, int]
+
+    @classmethod
+    def load(cls, root: PathLike) -> "ReferenceSet":
+        """Reads ``wav.scp``, ``spk{k}.scp`` and ``utt2num_src`` and checks their keys."""
+        root = Path(root)
+        if not root.is_dir():
+            raise DataDirError(f"{root}: reference data directory not found")
+        wav = read_kaldi_map(root / "wav.scp")
+        num_src = read_int_map(root / "utt2num_src")
+        spk = {k: read_kaldi_map(p) for k, p in spk_scp_files(root).items()}
+        if not spk:
+            raise DataDirError(f"{root}: no spk1.scp .. spkK.scp reference files")
+        for name, keys in [("utt2num_src", num_src)] + [
+            (f"spk{k}.scp", m) for k, m in spk.items()
+        ]:
+            missing = [u for u in wav if u not in keys]
+            if missing:
+                raise DataDirError(
+                    f"{root / name}: utterance {missing[0]!r} of {root / 'wav.scp'} is "
+                    f"missing ({len(missing)} missing in all)"
+                )
+        for utt, n in num_src.items():
+            if not 1 <= n <= len(spk):
+                raise DataDirError(
+                    f"{root / 'utt2num_src'}: utterance {utt!r} has {n} sources, "
+                    f"expected 1..{len(spk)} (the number of spk*.scp files)"
+                )
+        return cls(root, wav, spk, num_src)
+
+    @property
+    def utts(self) -> List[str]:
+        return sorted(self.wav)
+
+    def load_mixture(self, utt: str, fs: Optional[int] = None) -> Tuple[np.ndarray, int]:
+        """Mixture of ``utt``: (signal [T], sample rate)."""
+        entry = self.wav[utt]
+        return load_audio(entry.value, f"{entry.where} (utt {utt})", fs)
+
+    def load_reference(self, utt: str, k: int, length: int, fs: int) -> np.ndarray:
+        """Reference k (1-based) of ``utt``; must be non-empty and as long as the mixture."""
+        entry = self.spk[k][utt]
+        where = f"{entry.where} (utt {utt})"
+        ref, _ = load_audio(entry.value, where, fs)
+        if ref.shape[0] == 0:
+            raise DataDirError(
+                f"{where}: reference {k} is a zero-length wav but utt2num_src says "
+                f"{self.num_src[utt]} sources; an absent source must have k > n"
+            )
+        if ref.shape[0] != length:
+            raise DataDirError(
+                f"{where}: reference has {ref.shape[0]} samples, the mixture {length}"
+            )
+        return ref
+
+    def load_utterance(
+        self, utt: str, fs: Optional[int] = None
+    ) -> Tuple[np.ndarray, List[np.ndarray], int]:
+        """Mixture [T], references 1..n (each [T]) and the sample rate of ``utt``."""
+        mixture, rate = self.load_mixture(utt, fs)
+        refs = [
+            self.load_reference(utt, k, mixture.shape[0], rate)
+            for k in range(1, self.num_src[utt] + 1)
+        ]
+        return mixture, refs, rate
+
+
+@dataclass
+class EstimateSet:
+    """A decoding directory ``exp/<model>/decode_<set>_<mode>/``.
+
+    Attributes:
+        root: the directory.
+        spk: k -> (utt -> estimate entry); k = 1..K.
+        num_src: utt -> estimated count (``utt2num_src``), None when absent.
+        cue_similarity: utt -> {k (1-based cue/reference index) -> ([S] row,
+            where)}, None when the file is absent.
+    """
+
+    root: Path
+    spk: Dict[int, Dict[str, Entry]]
+    num_src: Optional[Dict[str, int]]
+    cue_similarity: Optional[Dict[str, Dict[int, Tuple[np.ndarray, str]]]]
+
+    @classmethod
+    def load(cls, root: PathLike) -> "EstimateSet":
+        root = Path(root)
+        if not root.is_dir():
+            raise DataDirError(f"{root}: decoding directory not found")
+        spk = {k: read_kaldi_map(p) for k, p in spk_scp_files(root).items()}
+        num_src = read_int_map(root / "utt2num_src") if (root / "utt2num_src").is_file() else None
+        sim_path = root / "cue_similarity"
+        cue_similarity = read_cue_similarity(sim_path) if sim_path.is_file() else None
+        return cls(root, spk, num_src, cue_similarity)
+
+    @property
+    def utts(self) -> List[str]:
+        """Every utterance with at least one estimate, sorted."""
+        return sorted({u for m in self.spk.values() for u in m})
+
+    def estimate_indices(self, utt: str) -> List[int]:
+        """1-based indices k of the estimates ``utt`` has (must be 1..S, no gaps)."""
+        ks = [k for k, m in self.spk.items() if utt in m]
+        if ks != list(range(1, len(ks) + 1)):
+            raise DataDirError(
+                f"{self.root}: utterance {utt!r} is listed in "
+                f"{', '.join(f'spk{k}.scp' for k in ks)}; SS estimates must fill "
+                "spk1.scp .. spkS.scp without gaps"
+            )
+        return ks
+
+    def load_estimate(
+        self, utt: str, k: int, length: int, fs: int, tolerance: int
+    ) -> Tuple[np.ndarray, int]:
+        """Estimate k of ``utt`` fitted to ``length`` samples: (signal, samples changed)."""
+        entry = self.spk[k][utt]
+        where = f"{entry.where} (utt {utt})"
+        est, _ = load_audio(entry.value, where, fs)
+        return fit_length(est, length, tolerance, where)
+
+
+def read_cue_similarity(path: PathLike) -> Dict[str, Dict[int, Tuple[np.ndarray, str]]]:
+    """Reads ``cue_similarity``: ``<utt-id> <k> <cos(c_k, a_1)> ... <cos(c_k, a_S)>``.
+
+    Returns:
+        utt -> {k: ([S] similarity row, 'file:line')}.
+    """
+    path = Path(path)
+    out: Dict[str, Dict[int, Tuple[np.ndarray, str]]] = {}
+    with path.open(encoding="utf-8") as f:
+        for lineno, raw in enumerate(f, 1):
+            fields = raw.split()
+            where = f"{path} line {lineno}"
+            if len(fields) < 2:
+                raise DataDirError(
+                    f"{where}: expected '<utt-id> <k> <sim_1> ... <sim_S>', got {raw.strip()!r}"
+                )
+            utt = fields[0]
+            try:
+                k = int(fields[1])
+                row = np.array([float(v) for v in fields[2:]], dtype=np.float64)
+            except ValueError:
+                raise DataDirError(
+                    f"{where}: expected an integer source index and float similarities, "
+                    f"got {raw.strip()!r}"
+                ) from None
+            if k < 1:
+                raise DataDirError(f"{where}: source index {k} must be >= 1")
+            rows = out.setdefault(utt, {})
+            if k in rows:
+                raise DataDirError(
+                    f"{where}: utterance {utt!r} cue {k} already given at {rows[k][1]}"
+                )
+            rows[k] = (row, where)
+    return out

@@ -1,0 +1,147 @@
+"""The USE separator: backbone trunk, EDA attractors, query-conditioned mask head."""
+from collections import OrderedDict
+from typing import Dict, List, Optional, Tuple
+
+import torch
+
+from espnet2.enh.separator.abs_separator import AbsSeparator
+from espnet2_use.attractor.eda_attractor import EDAAttractor
+from espnet2_use.layers.abs_use_backbone import AbsUSEBackbone, BackboneOutput
+from espnet2_use.layers.use_b_backbone import USEBBackbone
+from espnet2_use.layers.use_s_backbone import USESBackbone
+
+backbone_choices = {"use_s": USESBackbone, "use_b": USEBBackbone}
+
+
+def _check_sizes(conf: Dict, where: str) -> None:
+    for key, value in conf.items():
+        if isinstance(value, bool) or not isinstance(value, int):
+            continue
+        if value < 0 or (value == 0 and (key.endswith("_dim") or key.endswith("_size"))):
+            raise ValueError(f"{where}: '{key}' must be positive, got {value}")
+
+
+class USESeparator(AbsSeparator):
+    """USE's separator: one trunk, attractors that count, one mask head for all queries.
+
+    A mixture's encoder features go through the backbone trunk once; the EDA decodes
+    attractors a_1..a_{S+1} from the trunk's frame embeddings; every query vector
+    (an attractor for separation, a cue vector for extraction) modulates the trunk's
+    latent by FiLM and the backbone's tail turns it into one masked feature map. SS
+    and TSE differ only in where the queries come from.
+
+    In ESPnet's ``enh`` task (``separator: use``) the count is fixed to ``num_spk``
+    (or ``additional["num_spk"]``) and ``forward`` returns that many outputs; the
+    ``use`` task calls ``encode`` / ``attractors`` / ``mask`` itself to handle an
+    unknown count and cue queries.
+
+    Args:
+        input_dim: encoder output size (channels for ``conv``, bins for ``stft``).
+        backbone: ``use_s`` (time domain, SepFormer-like) or ``use_b`` (band-split).
+        backbone_conf: keyword arguments of the backbone class.
+        attractor_conf: keyword arguments of ``EDAAttractor``.
+        num_spk: outputs of ``forward`` (fixed-count use in the ``enh`` task).
+
+    References:
+        USE: "A Unified Model for Universal Sound Separation and Extraction",
+        AAAI 2026, arXiv 2512.21215.
+    """
+
+    def __init__(
+        self,
+        input_dim: int,
+        backbone: str = "use_s",
+        backbone_conf: Optional[Dict] = None,
+        attractor_conf: Optional[Dict] = None,
+        num_spk: int = 2,
+    ):
+        super().__init__()
+        if backbone not in backbone_choices:
+            raise ValueError(
+                f"separator_conf.backbone must be one of {sorted(backbone_choices)}, "
+                f"got {backbone!r}"
+            )
+        if num_spk < 1:
+            raise ValueError(f"separator_conf.num_spk must be >= 1, got {num_spk}")
+        backbone_conf = dict(backbone_conf or {})
+        _check_sizes(backbone_conf, "separator_conf.backbone_conf")
+        self.backbone: AbsUSEBackbone = backbone_choices[backbone](
+            input_dim, **backbone_conf
+        )
+        self.attractor = EDAAttractor(self.backbone.emb_dim, **(attractor_conf or {}))
+        # FiLM: each query scales and shifts the trunk latent's channels.
+        self.film = torch.nn.Linear(self.backbone.emb_dim, 2 * self.backbone.latent_dim)
+        self._num_spk = num_spk
+
+    @property
+    def num_spk(self) -> int:
+        return self._num_spk
+
+    @property
+    def emb_dim(self) -> int:
+        return self.backbone.emb_dim
+
+    def encode(self, feats: torch.Tensor, flens: torch.Tensor) -> BackboneOutput:
+        """Encoder features [B, T, N] -> trunk latent and frame embeddings [B, L, D]."""
+        return self.backbone.encode(feats, flens)
+
+    def attractors(
+        self, trunk: BackboneOutput, num_attractors: int
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Attractors [B, num_attractors, D] and existence logits [B, num_attractors]."""
+        return self.attractor(trunk.emb, trunk.emb_lens, num_attractors)
+
+    def mask(
+        self,
+        trunk: BackboneOutput,
+        feats: torch.Tensor,
+        queries: torch.Tensor,
+        index: torch.Tensor,
+    ) -> torch.Tensor:
+        """The shared mask head: one masked feature map per query.
+
+        Args:
+            trunk: ``encode``'s output for the batch.
+            feats: encoder features of the batch [B, T, N].
+            queries: query vectors [M, D] (attractors or cue vectors).
+            index: batch row of each query [M].
+
+        Returns:
+            masked encoder features [M, T, N].
+        """
+        assert queries.dim() == 2 and queries.size(1) == self.emb_dim, queries.shape
+        latent = trunk.latent.index_select(0, index)  # [M, C, ...]
+        gamma, beta = self.film(queries).chunk(2, dim=-1)  # [M, C] each
+        shape = gamma.shape + (1,) * (latent.dim() - 2)
+        latent = latent * (1.0 + gamma.view(shape)) + beta.view(shape)
+        return self.backbone.decode(latent, feats.index_select(0, index), trunk.aux)
+
+    def forward(
+        self,
+        input: torch.Tensor,
+        ilens: torch.Tensor,
+        additional: Optional[Dict] = None,
+    ) -> Tuple[List[torch.Tensor], torch.Tensor, OrderedDict]:
+        """Fixed-count separation, as ESPnet's ``enh`` task calls separators.
+
+        Args:
+            input: encoder features [B, T, N].
+            ilens: feature lengths [B].
+            additional: ``num_spk`` overrides the configured count.
+
+        Returns:
+            masked features (list of ``num_spk`` tensors [B, T, N]), ilens, and
+            others: ``existence_prob`` [B, num_spk + 1] and ``attractors``.
+        """
+        num = (additional or {}).get("num_spk") or self.num_spk
+        trunk = self.encode(input, ilens)
+        attractors, logits = self.attractors(trunk, num + 1)
+        B = input.size(0)
+        index = torch.arange(B, device=input.device).repeat_interleave(num)  # [B*num]
+        queries = attractors[:, :num].reshape(B * num, -1)  # [B*num, D]
+        masked = self.mask(trunk, input, queries, index)
+        masked = masked.view(B, num, *masked.shape[1:])  # [B, num, T, N]
+        others = OrderedDict(
+            existence_prob=torch.sigmoid(logits), attractors=attractors[:, :num]
+        )
+        return list(masked.unbind(dim=1)), ilens, others

@@ -1,0 +1,161 @@
+"""The ``use`` task: training and inference of USEModel on ESPnet's trainer."""
+import argparse
+from typing import Callable, Collection, Dict, List, Optional, Tuple
+
+import numpy as np
+import torch
+from typeguard import typechecked
+
+from espnet2.tasks.abs_task import AbsTask
+from espnet2.tasks.enh import decoder_choices, encoder_choices
+from espnet2.torch_utils.initialize import initialize
+from espnet2.train.class_choices import ClassChoices
+from espnet2.train.collate_fn import CommonCollateFn
+from espnet2.train.trainer import Trainer
+from espnet2.utils.get_default_kwargs import get_default_kwargs
+from espnet2.utils.nested_dict_action import NestedDictAction
+from espnet2.utils.types import str2bool, str_or_none
+from espnet2_use.cue.cue_network import USECueNetwork
+from espnet2_use.espnet_model import USEModel
+from espnet2_use.separator.use_separator import USESeparator
+from espnet2_use.train.preprocessor import USEPreprocessor
+
+# The USE model needs USE's separator (trunk / attractors / mask head), so this
+# task offers only that one; ESPnet's enh task lists it among all others.
+use_separator_choices = ClassChoices(
+    name="separator",
+    classes=dict(use=USESeparator),
+    type_check=USESeparator,
+    default="use",
+)
+
+MAX_SOURCES = 16
+CUE_DATA_NAMES = ("text_spk{}", "text_emb_spk{}", "label_spk{}", "video_emb_spk{}", "enroll_ref{}")
+
+
+class USETask(AbsTask):
+    """Sound separation with an unknown count and multimodal target extraction (USE).
+
+    Data names: ``speech_mix`` (wav.scp), ``speech_ref{k}`` (spk{k}.scp; an absent
+    source is a zero-length wav), ``num_src`` (utt2num_src, ``text_int``), and per
+    source k the cues ``text_spk{k}`` (captions, ``text``; spm text encoder),
+    ``text_emb_spk{k}`` / ``video_emb_spk{k}`` (cached frozen-encoder features,
+    ``kaldi_ark``), ``label_spk{k}`` (class names, ``text``), ``enroll_ref{k}``
+    (audio examples, ``sound``).
+    """
+
+    num_optimizers: int = 1
+    class_choices_list = [encoder_choices, use_separator_choices, decoder_choices]
+    trainer = Trainer
+
+    @classmethod
+    def add_task_arguments(cls, parser: argparse.ArgumentParser):
+        group = parser.add_argument_group(description="Task related")
+        group.add_argument(
+            "--init",
+            type=lambda x: str_or_none(x.lower()),
+            default=None,
+            help="The initialization method",
+            choices=["chainer", "xavier_uniform", "xavier_normal", "kaiming_uniform",
+                     "kaiming_normal", None],
+        )
+        group.add_argument(
+            "--model_conf",
+            action=NestedDictAction,
+            default=get_default_kwargs(USEModel),
+            help="The keyword arguments for the model class (USEModel).",
+        )
+        group.add_argument(
+            "--cue_encoders",
+            action=NestedDictAction,
+            default=dict(),
+            help="Cue encoders per modality: {text: {type: hf|spm, conf: {...}}, label: "
+            "{type: embedding, conf: {label_list: ...}}, video: {type: timm, conf: {...}}}. "
+            "Empty: no cue network (separation only, training stage 1).",
+        )
+        group.add_argument(
+            "--cue_example",
+            type=str2bool,
+            default=False,
+            help="Whether an audio example (enroll_ref{k}) is a cue modality.",
+        )
+        group.add_argument(
+            "--cue_fusion_conf",
+            action=NestedDictAction,
+            default=dict(),
+            help="Keyword arguments of CueFusion (num_heads, dropout, modality_dropout).",
+        )
+        group = parser.add_argument_group(description="Preprocess related")
+        group.add_argument(
+            "--sample_rate", type=int, default=8000, help="Sampling rate of the data (Hz)."
+        )
+        for class_choices in cls.class_choices_list:
+            class_choices.add_arguments(group)
+
+    @classmethod
+    @typechecked
+    def build_collate_fn(cls, args: argparse.Namespace, train: bool) -> Callable[
+        [Collection[Tuple[str, Dict[str, np.ndarray]]]],
+        Tuple[List[str], Dict[str, torch.Tensor]],
+    ]:
+        # Ids are padded with 0: padding is masked by lengths, and 0 is a valid
+        # embedding row where -1 would not be.
+        return CommonCollateFn(float_pad_value=0.0, int_pad_value=0, not_sequence=["num_src"])
+
+    @classmethod
+    @typechecked
+    def build_preprocess_fn(
+        cls, args: argparse.Namespace, train: bool
+    ) -> Optional[Callable[[str, Dict[str, np.array]], Dict[str, np.ndarray]]]:
+        return USEPreprocessor(
+            train=train,
+            cue_encoders=getattr(args, "cue_encoders", None) or {},
+            sample_rate=getattr(args, "sample_rate", None),
+        )
+
+    @classmethod
+    def required_data_names(
+        cls, train: bool = True, inference: bool = False
+    ) -> Tuple[str, ...]:
+        return ("speech_mix",) if inference else ("speech_mix", "speech_ref1")
+
+    @classmethod
+    def optional_data_names(
+        cls, train: bool = True, inference: bool = False
+    ) -> Tuple[str, ...]:
+        names = [f"speech_ref{k}" for k in range(2, MAX_SOURCES + 1)]
+        names += ["num_src", "speech_ref1"]
+        for k in range(1, MAX_SOURCES + 1):
+            names += [pattern.format(k) for pattern in CUE_DATA_NAMES]
+        return tuple(names)
+
+    @classmethod
+    @typechecked
+    def build_model(cls, args: argparse.Namespace) -> USEModel:
+        encoder = encoder_choices.get_class(args.encoder)(**args.encoder_conf)
+        separator = use_separator_choices.get_class(args.separator)(
+            encoder.output_dim, **args.separator_conf
+        )
+        decoder = decoder_choices.get_class(args.decoder)(**args.decoder_conf)
+        cue_encoders = getattr(args, "cue_encoders", None) or {}
+        cue_example = getattr(args, "cue_example", False)
+        cue_network = None
+        if cue_encoders or cue_example:
+            cue_network = USECueNetwork(
+                separator.emb_dim,
+                encoders=cue_encoders,
+                example=cue_example,
+                fusion_conf=getattr(args, "cue_fusion_conf", None),
+            )
+        model = USEModel(
+            encoder=encoder,
+            separator=separator,
+            decoder=decoder,
+            cue_network=cue_network,
+            **args.model_conf,
+        )
+        if args.init is not None:
+            initialize(model, args.init)
+        return model
+
+

@@ -1,0 +1,98 @@
+"""Variable-count PIT, existence BCE, attractor-cue alignment and matching accuracy."""
+import math
+
+import pytest
+import torch
+
+from espnet2_use.loss.alignment_loss import AttractorCueAlignment
+from espnet2_use.loss.variable_pit import VariablePITSISNR, existence_bce, si_snr
+
+
+def tones(freqs, T=800, fs=8000):
+    t = torch.arange(T) / fs
+    return torch.stack([torch.sin(2 * math.pi * f * t) for f in freqs])
+
+
+def test_si_snr_of_a_scaled_copy_is_high_and_of_noise_is_low():
+    ref = tones([440.0])[0]
+    assert si_snr(3.0 * ref, ref) > 60
+    assert si_snr(torch.randn(800), ref) < 0
+
+
+def test_pit_recovers_a_hand_built_permutation_with_variable_counts():
+    refs = torch.zeros(3, 3, 800)
+    refs[0, :1] = tones([300])
+    refs[1, :2] = tones([300, 1100])
+    refs[2, :3] = tones([300, 1100, 2500])
+    counts = torch.tensor([1, 2, 3])
+    est = torch.zeros_like(refs)
+    est[0, 0] = refs[0, 0] + 0.01 * torch.randn(800)
+    est[1, 0], est[1, 1] = refs[1, 1], refs[1, 0]  # swapped
+    est[2, 0], est[2, 1], est[2, 2] = refs[2, 2], refs[2, 0], refs[2, 1]  # rotated
+    est[2, 0] = est[2, 0] + 0.01 * torch.randn(800)
+    est.requires_grad_(True)
+    loss, mean_si_snr, perm = VariablePITSISNR()(est, refs, counts)
+    assert perm.tolist() == [[0, -1, -1], [1, 0, -1], [1, 2, 0]]
+    assert mean_si_snr > 30
+    loss.backward()
+    assert torch.isfinite(est.grad).all()
+    # Rows beyond each count never receive gradient.
+    assert est.grad[0, 1:].abs().sum() == 0 and est.grad[1, 2].abs().sum() == 0
+
+
+def test_pit_beyond_three_sources_uses_the_exact_assignment():
+    refs = tones([200, 600, 1300, 2100, 3100])[None]  # [1, 5, T]
+    order = [3, 0, 4, 1, 2]
+    est = refs[:, order] + 0.001 * torch.randn_like(refs)
+    _, _, perm = VariablePITSISNR()(est, refs, torch.tensor([5]))
+    # perm[j] = estimate holding reference j
+    assert [order[i] for i in perm[0].tolist()] == [0, 1, 2, 3, 4]
+
+
+def test_pit_ignores_silent_references_in_the_loss_and_rejects_bad_counts():
+    refs = torch.zeros(1, 2, 800)
+    refs[0, 0] = tones([500])[0]
+    est = refs.clone()
+    loss, mean_si_snr, perm = VariablePITSISNR()(est, refs, torch.tensor([2]))
+    assert torch.isfinite(loss) and mean_si_snr > 60
+    with pytest.raises(ValueError, match="counts must lie in 1..2"):
+        VariablePITSISNR()(est, refs, torch.tensor([3]))
+
+
+def test_existence_bce_targets_and_ignores_beyond_count_plus_one():
+    counts = torch.tensor([1, 3])
+    good = torch.tensor([[9.0, -9.0, 123.0, 123.0], [9.0, 9.0, 9.0, -9.0]])
+    bad = torch.tensor([[-9.0, 9.0, 123.0, 123.0], [9.0, -9.0, 9.0, 9.0]])
+    assert existence_bce(good, counts) < 1e-3
+    assert existence_bce(bad, counts) > 3
+    # The entries after the (n+1)-th attractor do not matter.
+    other = good.clone()
+    other[0, 2:] = -50.0
+    assert torch.isclose(existence_bce(other, counts), existence_bce(good, counts))
+
+
+def test_alignment_is_lowest_for_the_pit_permutation_and_matching_accuracy():
+    torch.manual_seed(0)
+    attractors = torch.nn.functional.normalize(torch.randn(2, 3, 8), dim=-1)
+    counts = torch.tensor([3, 2])
+    perm = torch.tensor([[2, 0, 1], [1, 0, -1]])
+    cues = torch.zeros(2, 3, 8)
+    for b in range(2):
+        for k in range(counts[b]):
+            cues[b, k] = attractors[b, perm[b, k]]
+    valid = torch.tensor([[True, True, True], [True, True, False]])
+    align = AttractorCueAlignment(temperature=0.1)
+    aligned, mse, nce, match = align(attractors, counts, cues, valid, perm)
+    assert mse < 1e-6 and match == 1.0
+    wrong_perm = torch.tensor([[0, 1, 2], [0, 1, -1]])
+    worse, _, _, wrong_match = align(attractors, counts, cues, valid, wrong_perm)
+    assert worse > aligned
+    assert wrong_match == 0.0
+    # Hand-built matching accuracy: one of the five cues points at the wrong attractor.
+    cues2 = cues.clone()
+    cues2[1, 1] = attractors[1, 1]  # PIT assigned attractor 0 to source 2 of row 1
+    _, _, _, match2 = align(attractors, counts, cues2, valid, perm)
+    assert match2 == pytest.approx(4 / 5)
+    # No valid cue: zero loss, NaN stats.
+    loss, mse, _, match = align(attractors, counts, cues, torch.zeros_like(valid), perm)
+    assert loss == 0 and torch.isnan(mse) and torch.isnan(match)

@@ -1,0 +1,174 @@
+"""USEModel: variable-count training step, counting, the two branches, inference calls."""
+import math
+
+import pytest
+import torch
+
+import espnet2_use  # noqa: F401
+from espnet2.enh.decoder.conv_decoder import ConvDecoder
+from espnet2.enh.decoder.stft_decoder import STFTDecoder
+from espnet2.enh.encoder.conv_encoder import ConvEncoder
+from espnet2.enh.encoder.stft_encoder import STFTEncoder
+from espnet2_use.cue.cue_network import USECueNetwork
+from espnet2_use.espnet_model import STAT_KEYS, USEModel
+from espnet2_use.separator.use_separator import USESeparator
+
+LABELS = ["low", "mid", "high", "buzz"]
+FREQS = {"low": 250.0, "mid": 800.0, "high": 2000.0, "buzz": 1300.0}
+
+
+def build(backbone="use_s", cues=False, example=False, **model_conf):
+    torch.manual_seed(0)
+    if backbone == "use_s":
+        enc, dec = ConvEncoder(32, 16, 8), ConvDecoder(32, 16, 8)
+        conf = dict(latent_dim=32, emb_dim=32, chunk_size=20, num_heads=4, ffn_dim=64)
+        sep = USESeparator(32, "use_s", conf)
+    else:
+        enc, dec = STFTEncoder(128, 128, 32), STFTDecoder(128, 128, 32)
+        conf = dict(latent_dim=16, emb_dim=32, num_bands=8, num_pre_blocks=1, num_post_blocks=1)
+        sep = USESeparator(65, "use_b", conf)
+    cue_net = None
+    if cues or example:
+        encoders = {"label": {"type": "embedding", "conf": {"label_list": LABELS}}} if cues else {}
+        cue_net = USECueNetwork(32, encoders=encoders, example=example)
+    model_conf.setdefault("max_num_src", 3)
+    return USEModel(enc, sep, dec, cue_network=cue_net, **model_conf)
+
+
+def toy_batch(counts=(1, 2, 3, 2), T=4000, labels=True):
+    """Tone mixtures; source k of row b is the class LABELS[(b + k) % 4]."""
+    t = torch.arange(T) / 8000
+    B = len(counts)
+    refs = torch.zeros(B, 3, T)
+    names = [[""] * 3 for _ in range(B)]
+    for b, n in enumerate(counts):
+        for k in range(n):
+            name = LABELS[(b + k) % len(LABELS)]
+            refs[b, k] = 0.3 * torch.sin(2 * math.pi * FREQS[name] * t)
+            names[b][k] = name
+    counts_t = torch.tensor(counts)
+    batch = dict(speech_mix=refs.sum(1), speech_mix_lengths=torch.full((B,), T),
+                 num_src=counts_t[:, None], utt_id=[f"utt{b}" for b in range(B)])
+    for k in range(3):
+        batch[f"speech_ref{k + 1}"] = refs[:, k]
+        batch[f"speech_ref{k + 1}_lengths"] = torch.where(counts_t > k, T, 0)
+        if labels:
+            ids = [LABELS.index(names[b][k]) if names[b][k] else 0 for b in range(B)]
+            batch[f"label_spk{k + 1}"] = torch.tensor(ids)[:, None]
+            batch[f"label_spk{k + 1}_lengths"] = (counts_t > k).long()
+    return batch
+
+
+@pytest.mark.parametrize("backbone", ["use_s", "use_b"])
+def test_variable_counts_in_one_batch_give_finite_loss_and_gradients(backbone):
+    model = build(backbone)
+    loss, stats, weight = model(**toy_batch())
+    assert torch.isfinite(loss) and weight == 4
+    assert set(stats) == set(STAT_KEYS) | {"loss"}
+    for key in ("si_snr", "exist_bce", "count_acc"):
+        assert torch.isfinite(stats[key])
+    for key in ("tse_si_snr", "align_mse", "match_acc"):
+        assert torch.isnan(stats[key])  # stage 1 has no cue branch
+    loss.backward()
+    for name, p in model.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all(), name
+
+
+def test_a_few_dozen_steps_make_the_loss_fall_and_the_eda_learn_the_count():
+    model = build()
+    batch = toy_batch(labels=False)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    model.train()
+    first = None
+    for _ in range(40):
+        loss, stats, _ = model(**batch)
+        first = float(loss) if first is None else first
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert float(loss) < first - 10
+    model.eval()
+    out = model.separate(batch["speech_mix"])
+    assert out["counts"].tolist() == [1, 2, 3, 2]
+    assert out["sources"].shape == (4, 3, 4000)
+    # Sources beyond a row's count are silent.
+    assert out["sources"][0, 1:].abs().max() == 0
+
+
+def test_separate_with_a_forced_count_and_zero_sources_for_silence():
+    model = build().eval()
+    mix = toy_batch()["speech_mix"]
+    out = model.separate(mix, num_src=2)
+    assert out["counts"].tolist() == [2, 2, 2, 2] and out["sources"].shape == (4, 2, 4000)
+    out = model.separate(mix, num_src=torch.tensor([1, 0, 3, 1]))
+    assert out["counts"].tolist() == [1, 0, 3, 1]
+    assert out["sources"][1].abs().max() == 0
+    assert out["existence_prob"].shape == (4, 4)
+
+
+def test_count_that_disagrees_with_references_names_the_utterance():
+    model = build()
+    batch = toy_batch()
+    batch["num_src"] = torch.tensor([[1], [3], [3], [2]])  # utt1 has only 2 references
+    with pytest.raises(ValueError, match="utterance utt1: utt2num_src says 3"):
+        model(**batch)
+
+
+def test_stage_two_trains_both_branches_and_tse_and_alignment_losses_fall():
+    torch.manual_seed(0)
+    model = build(cues=True, cue_branch_ratio=0.5, align_weight=1.0)
+    batch = toy_batch()
+    model.eval()
+    with torch.no_grad():
+        _, before, _ = model(**batch)
+    assert all(torch.isfinite(before[k]) for k in ("tse_si_snr", "align_mse", "align_nce", "match_acc"))
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    branches = []
+    for _ in range(40):
+        model.train()
+        loss, stats, _ = model(**batch)
+        branches.append("tse" if torch.isfinite(stats["tse_si_snr"]) else "ss")
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert {"ss", "tse"} <= set(branches)
+    model.eval()
+    with torch.no_grad():
+        _, after, _ = model(**batch)
+    assert after["tse_si_snr"] > before["tse_si_snr"] + 3
+    assert after["align_mse"] + after["align_nce"] < before["align_mse"] + before["align_nce"]
+
+
+def test_branch_stream_is_reproducible_and_resumes_with_the_update_count():
+    a = build(cues=True, cue_branch_ratio=0.7)
+    b = build(cues=True, cue_branch_ratio=0.7)
+    seq_a = [a._draw_branch() for _ in range(50)]
+    seq_b = [b._draw_branch() for _ in range(25)]
+    state = b.state_dict()
+    c = build(cues=True, cue_branch_ratio=0.7)
+    c.load_state_dict(state)  # a resumed run continues the same stream
+    seq_b += [c._draw_branch() for _ in range(25)]
+    assert seq_a == seq_b
+    assert 0.5 < seq_a.count("tse") / 50 < 0.9
+
+
+def test_extract_with_labels_and_with_an_audio_example():
+    model = build(cues=True, example=True).eval()
+    batch = toy_batch()
+    out = model.extract(batch["speech_mix"], None,
+                        {"label": (batch["label_spk1"], batch["label_spk1_lengths"])})
+    assert out["target"].shape == (4, 4000) and out["cue"].shape == (4, 32)
+    example = batch["speech_ref1"]
+    out2 = model.extract(batch["speech_mix"], None,
+                         {"example": (example, torch.full((4,), 4000))})
+    assert out2["target"].shape == (4, 4000)
+    with pytest.raises(ValueError, match="have no cue"):
+        model.extract(batch["speech_mix"], None,
+                      {"label": (batch["label_spk3"], batch["label_spk3_lengths"])})
+
+
+def test_model_conf_errors():
+    with pytest.raises(ValueError, match="need a cue network"):
+        build(cue_branch_ratio=0.5)
+    with pytest.raises(ValueError, match="max_num_src must be >= 1"):
+        build(max_num_src=0)
