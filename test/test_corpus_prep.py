@@ -1,0 +1,570 @@
+"""Stage 1 (local/data.sh) of the LibriMix, FUSS, AudioSet and VGGSound recipes.
+
+Each recipe's data.sh runs (as a subprocess, as the recipes run it) on a miniature
+tree in the corpus's real layout (test/corpus_trees.py); the data directories it
+writes are checked against the contract (espnet2_use.utils.data_dir.validate_data_dir)
+and for what the corpus implies (counts, ids, sources, cues, labels). Every broken
+corpus (missing root, CSV, column, listed file) must stop with a message naming
+the path and leave no data directory behind. The shared pieces of
+espnet2_use/utils/corpus.py are tested directly at the end.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Callable, Dict, List, Sequence
+
+import numpy as np
+import pytest
+import soundfile
+
+import corpus_trees as ct
+from espnet2_use.utils.corpus import (
+    Clip,
+    CorpusError,
+    MixtureRenderer,
+    StagedOutput,
+    Utterance,
+    loudest_window,
+    plan_mixtures,
+    write_data_dir,
+    write_lines,
+)
+from espnet2_use.utils.data_dir import read_kaldi_text, validate_data_dir
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_data_sh(corpus: str, args: Sequence[str]) -> subprocess.CompletedProcess:
+    """Run egs2/<corpus>/use1/local/data.sh from its recipe folder, as run.sh does."""
+    env = dict(os.environ, OMP_NUM_THREADS="1",
+               PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    return subprocess.run(["bash", "local/data.sh", *map(str, args)],
+                          cwd=REPO / "egs2" / corpus / "use1", env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def ok(proc: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
+    assert proc.returncode == 0, f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+    return proc
+
+
+def kaldi(path: Path) -> Dict[str, str]:
+    return read_kaldi_text(path)
+
+
+def assert_valid(set_dir: Path, num_spk: int, fs: int, labels: Path = None) -> None:
+    problems = validate_data_dir(set_dir, max_num_src=num_spk, fs=fs, label_list=labels,
+                                 num_workers=1)
+    assert problems == [], "\n".join(problems)
+
+
+@pytest.fixture(scope="module")
+def trees(tmp_path_factory) -> Dict[str, object]:
+    """The four miniature corpora, built once for the module."""
+    base = tmp_path_factory.mktemp("corpora")
+    audioset = ct.make_audioset(base / "audioset")
+    return {
+        # The metadata names another machine's paths, as a copied LibriMix does.
+        "librimix": ct.make_librimix(base / "librimix", listed_root=Path("/old/machine/storage")),
+        "fuss": ct.make_fuss(base / "fuss"),
+        "audioset": audioset,
+        "vggsound": ct.make_vggsound(base / "vggsound"),
+    }
+
+
+# --------------------------------------------------------------------------
+# LibriMix
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("num_src,condition", [("2", "clean"), ("3", "noisy"), ("both", "clean")])
+def test_librimix_data_dirs(trees, tmp_path, num_src, condition):
+    data = tmp_path / "data"
+    ok(run_data_sh("librimix", ["--librimix_dir", trees["librimix"], "--data_dir", data,
+                                "--num_src", num_src, "--condition", condition]))
+    counts = {"2": [2], "3": [3], "both": [2, 3]}[num_src]
+    num_spk = max(counts)
+    mix_dir = {"clean": "mix_clean", "noisy": "mix_both"}[condition]
+    assert sorted(p.name for p in data.iterdir()) == ["dev", "test", "train"]
+    for set_name, subset, per_count in (("train", "train-360", 3), ("dev", "dev", 2), ("test", "test", 2)):
+        d = data / set_name
+        assert_valid(d, num_spk, fs=8000)
+        wav = kaldi(d / "wav.scp")
+        assert len(wav) == per_count * len(counts)
+        n_src = {u: int(v) for u, v in kaldi(d / "utt2num_src").items()}
+        assert sorted(set(n_src.values())) == counts
+        category = kaldi(d / "utt2category")
+        for utt, path in wav.items():
+            n = utt.count("_") + 1  # a LibriMix id joins one LibriSpeech id per speaker
+            assert n_src[utt] == n and category[utt] == f"{n}mix"
+            # Re-rooted from the CSV's /old/machine/... to the tree given.
+            assert path == str(trees["librimix"] / f"Libri{n}Mix/wav8k/min/{subset}/{mix_dir}/{utt}.wav")
+            for k in range(1, num_spk + 1):
+                ref = kaldi(d / f"spk{k}.scp")[utt]
+                if k <= n:
+                    assert ref.endswith(f"Libri{n}Mix/wav8k/min/{subset}/s{k}/{utt}.wav")
+                else:
+                    assert ref == str(d / "silence.wav") and soundfile.info(ref).frames == 0
+        # Speech separation only: no cues, no label vocabulary.
+        assert not list(d.glob("*_spk*")) and not (data / "token_list").exists()
+
+
+def test_librimix_reads_the_older_csv_without_original_mixture_id(tmp_path):
+    root = ct.make_librimix(tmp_path / "librimix", counts=(2,), with_original_id=False,
+                            splits={"train-100": 2, "dev": 1, "test": 1})
+    data = tmp_path / "data"
+    ok(run_data_sh("librimix", ["--librimix_dir", root, "--data_dir", data,
+                                "--train_subsets", "train-100"]))
+    assert len(kaldi(data / "train" / "wav.scp")) == 2
+    assert_valid(data / "dev", 2, fs=8000)
+
+
+def test_librimix_rerun_replaces_sets_and_a_failed_run_keeps_them(trees, tmp_path):
+    data = tmp_path / "data"
+    ok(run_data_sh("librimix", ["--librimix_dir", trees["librimix"], "--data_dir", data,
+                                "--num_src", "both"]))
+    assert (data / "train" / "spk3.scp").exists()
+    ok(run_data_sh("librimix", ["--librimix_dir", trees["librimix"], "--data_dir", data]))
+    assert not (data / "train" / "spk3.scp").exists()  # the whole set was replaced
+    before = {p: p.read_bytes() for p in data.rglob("*") if p.is_file()}
+    proc = run_data_sh("librimix", ["--librimix_dir", trees["librimix"], "--data_dir", data,
+                                    "--sample_rate", "16k"])  # the tree has no wav16k
+    assert proc.returncode != 0 and "wav16k" in proc.stderr
+    after = {p: p.read_bytes() for p in data.rglob("*") if p.is_file()}
+    assert after == before  # untouched, and no staging folder left behind
+
+
+# --------------------------------------------------------------------------
+# FUSS
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("variant,folder", [("reverb", "ssdata_reverb"), ("dry", "ssdata")])
+def test_fuss_data_dirs(trees, tmp_path, variant, folder):
+    data = tmp_path / "data"
+    ok(run_data_sh("fuss", ["--fuss_dir", trees["fuss"], "--data_dir", data, "--variant", variant]))
+    assert sorted(p.name for p in data.iterdir()) == ["dev", "test", "train"]
+    for set_name, split, count in (("train", "train", 4), ("dev", "validation", 2), ("test", "eval", 3)):
+        d = data / set_name
+        assert_valid(d, 4, fs=16000)
+        wav = kaldi(d / "wav.scp")
+        digits = ct.FUSS_DIGITS[split]
+        assert sorted(wav) == [f"{split}_example{i:0{digits}d}" for i in range(count)]
+        n_src = kaldi(d / "utt2num_src")
+        for i in range(count):
+            utt = f"{split}_example{i:0{digits}d}"
+            src_dir = trees["fuss"] / folder / split / f"example{i:0{digits}d}_sources"
+            n = len(list(src_dir.glob("*.wav")))  # the tree cycles 1..4 sources
+            assert n_src[utt] == str(n) == str(i % 4 + 1)
+            assert kaldi(d / "spk1.scp")[utt] == str(src_dir / "background0_sound.wav")
+            for k in range(2, 5):
+                expected = src_dir / f"foreground{k - 2}_sound.wav" if k <= n else d / "silence.wav"
+                assert kaldi(d / f"spk{k}.scp")[utt] == str(expected)
+        assert not list(d.glob("label_spk*")) and not (data / "token_list").exists()
+
+
+# --------------------------------------------------------------------------
+# AudioSet
+# --------------------------------------------------------------------------
+
+AUDIOSET_ARGS = ["--num_train_mix", 4, "--num_dev_mix", 2, "--num_test_mix", 3,
+                 "--dev_fraction", 0.3, "--segment_sec", 0.5, "--seed", 3]
+
+
+def audioset_args(tree: Dict[str, object], data: Path) -> List[object]:
+    return ["--audioset_dir", tree["root"], "--audiocaps_dir", tree["audiocaps"],
+            "--unseen_classes", tree["unseen"], "--data_dir", data] + AUDIOSET_ARGS
+
+
+def check_simulated_set(d: Path, num_spk: int, fs: int, seconds: float, labels: Path,
+                        categories: Sequence[str]) -> Dict[str, List[str]]:
+    """Contract, mixture == sum of references, cues where they belong; returns labels per utt."""
+    assert_valid(d, num_spk, fs=fs, labels=labels)
+    wav = kaldi(d / "wav.scp")
+    n_src = {u: int(v) for u, v in kaldi(d / "utt2num_src").items()}
+    category = kaldi(d / "utt2category")
+    labels_of = {}
+    for utt, mix_path in wav.items():
+        mix, rate = soundfile.read(mix_path, dtype="int16")
+        assert rate == fs and len(mix) == int(round(seconds * fs))
+        refs = [soundfile.read(kaldi(d / f"spk{k}.scp")[utt], dtype="int16")[0].astype(int)
+                for k in range(1, n_src[utt] + 1)]
+        np.testing.assert_array_equal(mix, np.sum(refs, axis=0))  # exactly the sum on disk
+        if category[utt] == "tse":
+            assert 2 <= n_src[utt] <= 3
+        else:
+            assert category[utt] == f"{n_src[utt]}mix"
+        # Only cued sources have a label: all of a 2mix/3mix, the target (spk1) of a tse.
+        cued = 1 if category[utt] == "tse" else n_src[utt]
+        utt_labels = [kaldi(d / f"label_spk{k}")[utt] for k in range(1, num_spk + 1)]
+        assert all(utt_labels[:cued]) and not any(utt_labels[cued:])
+        for kind in ("text_spk{k}", "video_spk{k}.scp"):
+            assert not any(kaldi(d / kind.format(k=k))[utt] for k in range(cued + 1, num_spk + 1))
+        assert len(set(utt_labels[:cued])) == cued  # sources of different classes
+        labels_of[utt] = utt_labels[:cued]
+    assert sorted(set(category.values())) == sorted(categories)
+    return labels_of
+
+
+def test_audioset_data_dirs(trees, tmp_path):
+    tree = trees["audioset"]
+    data = tmp_path / "data"
+    ok(run_data_sh("audioset", audioset_args(tree, data)))
+    sets = ["dev", "local", "test_seen", "test_seen_tse", "test_unseen", "test_unseen_tse",
+            "token_list", "train"]
+    assert sorted(p.name for p in data.iterdir()) == sets
+    labels_txt = data / "token_list" / "labels.txt"
+    assert labels_txt.read_text().splitlines() == [n for _, n in ct.AUDIOSET_CLASSES]
+    assert (data / "local" / "missing_clips.txt").read_text() == ""
+    unseen = {"Car", "Wind", "Gunshot, gunfire"}
+    assert set((data / "local" / "unseen_classes.txt").read_text().splitlines()) == unseen
+    counts = {"train": 12, "dev": 6, "test_seen": 6, "test_unseen": 6,
+              "test_seen_tse": 3, "test_unseen_tse": 3}
+    for set_name, count in counts.items():
+        cats = ["tse"] if set_name.endswith("tse") else (
+            ["2mix", "3mix"] if set_name.startswith("test") else ["2mix", "3mix", "tse"])
+        labels = check_simulated_set(data / set_name, 3, 16000, 0.5, labels_txt, cats)
+        assert len(labels) == count
+        used = {lab for labs in labels.values() for lab in labs}
+        if "unseen" in set_name:
+            assert used <= unseen
+        else:
+            assert not used & unseen  # training and seen tests never see an unseen class
+        # "Animal" is a parent of Dog and Cat: the rarer, more specific label is used.
+        assert "Animal" not in used
+    # Clips covered by AudioCaps carry their caption, Dog clips their mp4.
+    texts = [v for k in (1, 2, 3) for v in kaldi(data / "train" / f"text_spk{k}").values() if v]
+    assert texts and all(t.startswith("a recording number") for t in texts)
+    videos = {v for s in counts for k in (1, 2, 3)
+              for v in kaldi(data / s / f"video_spk{k}.scp").values() if v}
+    assert videos and all(v.endswith(".mp4") and Path(v).is_file() for v in videos)
+
+
+@pytest.mark.parametrize("fraction", ["0.3", "0"])
+def test_audioset_seeded_unseen_classes(trees, tmp_path, fraction):
+    tree = trees["audioset"]
+    data = tmp_path / "data"
+    ok(run_data_sh("audioset", ["--audioset_dir", tree["root"], "--data_dir", data,
+                                "--unseen_fraction", fraction, "--categories", "2mix tse"]
+                   + AUDIOSET_ARGS))
+    unseen = set((data / "local" / "unseen_classes.txt").read_text().splitlines())
+    name_of = dict(ct.AUDIOSET_CLASSES)
+    # Candidates are the test clips' own (most specific) classes, never the parent Animal.
+    test_classes = {name_of[m] for r in tree["test_rows"] for m in r[2]} - {"Animal"}
+    if fraction == "0":
+        assert unseen == set() and not (data / "test_unseen").exists()
+        return
+    assert len(unseen) == 3 and unseen <= test_classes
+    for set_name in ("train", "dev", "test_seen", "test_seen_tse"):
+        for k in (1, 2, 3):
+            assert not set(kaldi(data / set_name / f"label_spk{k}").values()) & unseen
+    assert set(kaldi(data / "test_unseen" / "label_spk1").values()) <= unseen
+
+
+def test_audioset_is_deterministic_whatever_the_number_of_jobs(trees, tmp_path):
+    outputs = []
+    for nj in (1, 2):
+        data = tmp_path / f"nj{nj}" / "data"
+        ok(run_data_sh("audioset", audioset_args(trees["audioset"], data) + ["--nj", nj]))
+        outputs.append({p.relative_to(data): p.read_bytes().replace(str(data).encode(), b"DATA")
+                        for p in sorted(data.rglob("*")) if p.is_file()})
+    assert outputs[0] == outputs[1]
+
+
+# --------------------------------------------------------------------------
+# VGGSound
+# --------------------------------------------------------------------------
+
+
+def test_vggsound_data_dirs(trees, tmp_path):
+    tree = trees["vggsound"]
+    data = tmp_path / "data"
+    ok(run_data_sh("vggsound", ["--vggsound_dir", tree["root"], "--data_dir", data,
+                                "--num_train_mix", 4, "--num_dev_mix", 2, "--num_test_mix", 3,
+                                "--dev_fraction", 0.34, "--segment_sec", 0.5, "--fs", 8000]))
+    assert sorted(p.name for p in data.iterdir()) == ["dev", "local", "test", "test_tse",
+                                                      "token_list", "train"]
+    assert (data / "local" / "missing_clips.txt").read_text() == ""
+    labels_txt = data / "token_list" / "labels.txt"
+    assert labels_txt.read_text().splitlines() == sorted(ct.VGGSOUND_LABELS)
+    split_of = {f"{y}_{s:06d}": (label, split) for y, s, label, split in tree["rows"]}
+    for set_name, count in (("train", 12), ("dev", 6), ("test", 6), ("test_tse", 3)):
+        d = data / set_name
+        cats = {"test": ["2mix", "3mix"], "test_tse": ["tse"]}.get(set_name, ["2mix", "3mix", "tse"])
+        labels = check_simulated_set(d, 3, 8000, 0.5, labels_txt, cats)
+        assert len(labels) == count
+        for k in (1, 2, 3):
+            label_k, text_k = kaldi(d / f"label_spk{k}"), kaldi(d / f"text_spk{k}")
+            for utt, video in kaldi(d / f"video_spk{k}.scp").items():
+                if not video:
+                    continue
+                # The cue video is the clip of that source, from the CSV's split.
+                label, split = split_of[Path(video).stem]
+                assert split == ("test" if set_name.startswith("test") else "train")
+                assert label_k[utt] == label and text_k[utt] == f"the sound of {label}"
+
+
+# --------------------------------------------------------------------------
+# Broken corpora: a message naming the path, and no data directory
+# --------------------------------------------------------------------------
+
+LM = Path("Libri2Mix/wav8k/min")
+
+
+def _rewrite(path: Path, old: str, new: str) -> None:
+    path.write_text(path.read_text().replace(old, new, 1))
+
+
+def _first_line_with(path: Path, text: str) -> int:
+    return next(i for i, line in enumerate(path.read_text().splitlines(), 1) if text in line)
+
+
+def librimix_case(mutate: Callable[[Path], List[str]]):
+    def run(trees, root: Path) -> List[str]:
+        shutil.copytree(trees["librimix"], root)
+        return ["--librimix_dir", root] + mutate(root)
+    return "librimix", run
+
+
+def fuss_case(mutate):
+    def run(trees, root):
+        shutil.copytree(trees["fuss"], root)
+        return ["--fuss_dir", root] + mutate(root)
+    return "fuss", run
+
+
+def audioset_case(mutate):
+    def run(trees, root):
+        shutil.copytree(trees["audioset"]["root"], root)
+        return ["--audioset_dir", root, "--unseen_classes", root / "unseen_classes.txt"] \
+            + AUDIOSET_ARGS + mutate(root)
+    return "audioset", run
+
+
+def vggsound_case(mutate):
+    def run(trees, root):
+        shutil.copytree(trees["vggsound"]["root"], root)
+        return ["--vggsound_dir", root, "--num_train_mix", 2, "--num_dev_mix", 1,
+                "--num_test_mix", 1, "--dev_fraction", 0.34, "--segment_sec", 0.5] + mutate(root)
+    return "vggsound", run
+
+
+def _delete(rel: str, *expected: str):
+    def mutate(root: Path) -> List[str]:
+        (root / rel).unlink() if (root / rel).is_file() else shutil.rmtree(root / rel)
+        return []
+    return mutate, [rel, *expected]
+
+
+def _lm_delete_listed(root: Path) -> List[str]:
+    victim = sorted((root / LM / "train-360" / "s2").glob("*.wav"))[0]
+    victim.unlink()
+    return []
+
+
+def _fuss_bad_line(root: Path) -> List[str]:
+    lst = root / "ssdata_reverb" / "eval_example_list.txt"
+    lst.write_text(lst.read_text() + "\t".join(["eval/example0000.wav"] * 6) + "\n")
+    return []
+
+
+def _as_unknown_mid(root: Path) -> List[str]:
+    _rewrite(root / "eval_segments.csv", '"/m/09x0r"', '"/m/0xxxxx"')
+    return []
+
+
+def _as_delete_clip(root: Path) -> List[str]:
+    sorted((root / "eval_segments").glob("*.wav"))[0].unlink()
+    return []
+
+
+def _vgg_bad_split(root: Path) -> List[str]:
+    csv_path = root / "vggsound.csv"
+    lines = csv_path.read_text().splitlines()
+    lines[2] = lines[2].rsplit(",", 1)[0] + ",val"
+    csv_path.write_text("\n".join(lines) + "\n")
+    return []
+
+
+def _vgg_three_fields(root: Path) -> List[str]:
+    csv_path = root / "vggsound.csv"
+    lines = csv_path.read_text().splitlines()
+    lines[4] = lines[4].rsplit(",", 1)[0]
+    csv_path.write_text("\n".join(lines) + "\n")
+    return []
+
+
+def _vgg_delete_video(root: Path) -> List[str]:
+    sorted((root / "scratch" / "VGGSound" / "video").glob("*.mp4"))[0].unlink()
+    return []
+
+
+BAD_CASES = {
+    "librimix-no-root": (librimix_case(lambda r: shutil.rmtree(r) or []), ["does not exist"]),
+    "librimix-no-csv": (librimix_case(_delete(str(LM / "metadata/mixture_dev_mix_clean.csv"))[0]),
+                        [str(LM / "metadata/mixture_dev_mix_clean.csv"), "does not exist"]),
+    "librimix-bad-columns": (
+        librimix_case(lambda r: _rewrite(r / LM / "metadata/mixture_test_mix_clean.csv",
+                                         "source_2_path", "source_2") or []),
+        [str(LM / "metadata/mixture_test_mix_clean.csv"), "line 1", "source_2_path"]),
+    "librimix-listed-file-missing": (librimix_case(_lm_delete_listed),
+                                     ["mixture_train-360_mix_clean.csv", "line", "source_2_path",
+                                      "/s2/", "does not exist"]),
+    "fuss-no-root": (fuss_case(lambda r: shutil.rmtree(r) or []), ["does not exist"]),
+    "fuss-no-variant": (fuss_case(_delete("ssdata_reverb")[0]), ["ssdata_reverb", "does not exist"]),
+    "fuss-no-list": (fuss_case(_delete("ssdata_reverb/eval_example_list.txt")[0]),
+                     ["ssdata_reverb/eval_example_list.txt", "does not exist"]),
+    "fuss-bad-line": (fuss_case(_fuss_bad_line),
+                      ["eval_example_list.txt: line 4", "6 tab-separated field(s)"]),
+    "fuss-listed-file-missing": (
+        fuss_case(_delete("ssdata_reverb/train/example00003_sources/foreground2_sound.wav")[0]),
+        ["train_example_list.txt: line 4", "example00003_sources/foreground2_sound.wav",
+         "does not exist"]),
+    "audioset-no-root": (audioset_case(lambda r: shutil.rmtree(r) or []), ["does not exist"]),
+    "audioset-no-class-csv": (audioset_case(_delete("class_labels_indices.csv")[0]),
+                              ["class_labels_indices.csv", "does not exist"]),
+    "audioset-bad-class-columns": (
+        audioset_case(lambda r: _rewrite(r / "class_labels_indices.csv", "display_name", "name") or []),
+        ["class_labels_indices.csv: line 1", "display_name"]),
+    "audioset-no-segment-header": (
+        audioset_case(lambda r: _rewrite(r / "eval_segments.csv", "# YTID, start_seconds", "# id, start") or []),
+        ["eval_segments.csv", "YTID, start_seconds, end_seconds, positive_labels"]),
+    "audioset-unknown-label": (audioset_case(_as_unknown_mid),
+                               ["eval_segments.csv: line", "/m/0xxxxx", "class_labels_indices.csv"]),
+    "audioset-clip-missing": (audioset_case(_as_delete_clip),
+                              ["eval_segments.csv: line", "1 listed segment(s)", "--allow_missing true"]),
+    "vggsound-no-root": (vggsound_case(lambda r: shutil.rmtree(r) or []), ["does not exist"]),
+    "vggsound-no-csv": (vggsound_case(_delete("vggsound.csv")[0]), ["vggsound.csv", "does not exist"]),
+    "vggsound-bad-split": (vggsound_case(_vgg_bad_split),
+                           ["vggsound.csv: line 3", "'val'", "train or test"]),
+    "vggsound-three-fields": (vggsound_case(_vgg_three_fields),
+                              ["vggsound.csv: line 5", "3 fields", "expected 4"]),
+    "vggsound-clip-missing": (vggsound_case(_vgg_delete_video),
+                              ["vggsound.csv: line", "1 listed clip(s)", ".mp4", "--allow_missing true"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_CASES))
+def test_broken_corpus_stops_with_a_message_and_writes_nothing(trees, tmp_path, case):
+    (corpus, build), expected = BAD_CASES[case]
+    root = tmp_path / "corpus"
+    args = build(trees, root)
+    data = tmp_path / "data"
+    proc = run_data_sh(corpus, args + ["--data_dir", data])
+    assert proc.returncode != 0
+    message = proc.stderr.replace(str(root) + "/", "")
+    for text in expected:
+        assert text in message, f"{text!r} not in:\n{proc.stderr}"
+    if case.endswith("no-root"):
+        assert str(root) in proc.stderr
+    assert not data.exists()
+
+
+@pytest.mark.parametrize("corpus", ["audioset", "vggsound"])
+def test_allow_missing_skips_and_lists_clips_not_downloaded(trees, tmp_path, corpus):
+    build = {"audioset": audioset_case(_as_delete_clip),
+             "vggsound": vggsound_case(_vgg_delete_video)}[corpus][1]
+    data = tmp_path / "data"
+    ok(run_data_sh(corpus, build(trees, tmp_path / "corpus")
+                   + ["--data_dir", data, "--allow_missing", "true"]))
+    missing = (data / "local" / "missing_clips.txt").read_text().splitlines()
+    assert len(missing) == 1 and "line" in missing[0]
+    assert (data / "train" / "wav.scp").is_file()
+
+
+# --------------------------------------------------------------------------
+# Shared pieces (espnet2_use/utils/corpus.py)
+# --------------------------------------------------------------------------
+
+
+def _clips(tmp_path: Path, labels: Sequence[Sequence[str]], fs: int = 8000) -> List[Clip]:
+    clips = []
+    for i, labs in enumerate(labels):
+        path = tmp_path / f"clip{i}.wav"
+        ct.write_wav(path, ct.tone(0.5, fs, seed=i), fs)
+        clips.append(Clip(f"c{i}", str(path), tuple(labs), caption=f"cap {i}"))
+    return clips
+
+
+def test_plan_mixtures_is_seeded_and_keeps_labels_apart(tmp_path):
+    clips = _clips(tmp_path, [["a"], ["b", "x"], ["c", "x"], ["d"], ["a"], ["e"]])
+    rng = lambda: np.random.default_rng(5)  # noqa: E731
+    plans = plan_mixtures(clips, "3mix", 20, rng(), "p", 5.0)
+    assert plans == plan_mixtures(clips, "3mix", 20, rng(), "p", 5.0)
+    for p in plans:
+        labels = [lab for c in p.clips for lab in c.labels]
+        assert len(labels) == len(set(labels)) and len(p.clips) == 3 and all(p.cued)
+        assert all(-5 <= g <= 5 for g in p.gains_db)
+    tse = plan_mixtures(clips, "tse", 20, rng(), "p", 5.0, max_interferers=2)
+    assert {len(p.clips) for p in tse} == {2, 3}
+    assert all(p.cued == (True,) + (False,) * (len(p.clips) - 1) for p in tse)
+    with pytest.raises(CorpusError, match="at least 3 different classes"):
+        plan_mixtures(clips[:2], "3mix", 1, rng(), "p", 5.0, pool_name="tiny pool")
+
+
+def test_renderer_writes_consistent_mixtures_and_drops_silent_clips(tmp_path):
+    clips = _clips(tmp_path, [["a"], ["b"]])
+    silent = tmp_path / "silent.wav"
+    ct.write_wav(silent, np.zeros(4000, dtype=np.float32), 8000)
+    renderer = MixtureRenderer(fs=8000, segment_sec=0.25)
+    plan = plan_mixtures(clips, "2mix", 1, np.random.default_rng(0), "r", 5.0)[0]
+    utt = renderer.render(plan, tmp_path / "stage", "final")
+    assert utt.mixture == "final/audio/mix/r_2mix_000000.wav" and len(utt.sources) == 2
+    mix, _ = soundfile.read(tmp_path / "stage/audio/mix/r_2mix_000000.wav", dtype="int16")
+    refs = [soundfile.read(tmp_path / f"stage/audio/s{k}/r_2mix_000000.wav", dtype="int16")[0]
+            .astype(int) for k in (1, 2)]
+    assert mix.shape == (2000,)
+    np.testing.assert_array_equal(mix, refs[0] + refs[1])
+    level = 20 * np.log10(np.std(refs[0]) / np.std(refs[1]))
+    assert abs(level - (plan.gains_db[0] - plan.gains_db[1])) < 0.1
+    silent_plan = dataclasses.replace(plan, clips=(clips[0], Clip("s", str(silent), ("z",))))
+    assert renderer.render(silent_plan, tmp_path / "stage", "final") is None
+
+
+def test_loudest_window_finds_the_event():
+    x = np.zeros(1000, dtype=np.float32)
+    x[620:700] = 1.0
+    w = loudest_window(x, 200, 10)
+    assert w.shape == (200,) and w.sum() == 80.0
+    assert loudest_window(x[:50], 200, 10).shape == (200,)  # short clips are padded
+
+
+def test_write_data_dir_contract_and_duplicate_ids(tmp_path):
+    silence = tmp_path / "silence.wav"
+    ct.write_wav(silence, np.zeros(0, dtype=np.float32), 8000)
+    a = tmp_path / "a.wav"
+    ct.write_wav(a, ct.tone(0.1, 8000, 1), 8000)
+    utts = [Utterance("u2", str(a), [str(a)], "tse", labels=["dog"], texts=["a  dog\nbarks"]),
+            Utterance("u1", str(a), [str(a), str(a)], "2mix", labels=["cat", None])]
+    write_data_dir(tmp_path / "set", utts, 2, silence=str(silence), cue_kinds=("text", "label"))
+    assert (tmp_path / "set/label_spk1").read_text() == "u1 cat\nu2 dog\n"
+    assert (tmp_path / "set/label_spk2").read_text() == "u1\nu2\n"
+    assert (tmp_path / "set/text_spk1").read_text() == "u1\nu2 a dog barks\n"
+    assert kaldi(tmp_path / "set/spk2.scp") == {"u1": str(a), "u2": str(silence)}
+    write_lines(tmp_path / "labels.txt", ["cat", "dog"])
+    assert_valid(tmp_path / "set", 2, fs=8000, labels=tmp_path / "labels.txt")
+    with pytest.raises(CorpusError, match="u1 occurs twice"):
+        write_data_dir(tmp_path / "dup", utts + utts[1:], 2, silence=str(silence))
+
+
+def test_staged_output_moves_all_or_nothing(tmp_path):
+    data = tmp_path / "data"
+    with pytest.raises(RuntimeError):
+        with StagedOutput(data) as out:
+            write_lines(out.stage("train") / "wav.scp", ["u1 x"])
+            raise RuntimeError("fails half-way")
+    assert not data.exists()
+    write_lines(data / "token_list" / "bpe.model", ["kept"])
+    write_lines(data / "train" / "old_file", ["replaced"])
+    with StagedOutput(data) as out:
+        write_lines(out.stage("train") / "wav.scp", ["u1 x"])
+        write_lines(out.stage("token_list/labels.txt"), ["dog"])
+        assert out.final("train") == str(data / "train")
+    assert sorted(p.name for p in data.iterdir()) == ["token_list", "train"]
+    assert sorted(p.name for p in (data / "train").iterdir()) == ["wav.scp"]
+    assert sorted(p.name for p in (data / "token_list").iterdir()) == ["bpe.model", "labels.txt"]
