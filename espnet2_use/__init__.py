@@ -8,4 +8,6 @@ from espnet2_use.version import __version__
 
 register()
 
-__all__ = ["__version__", "register"]
+from espnet2_use.inference import USE  # noqa: E402  (after registration, as it builds models)
+
+__all__ = ["USE", "__version__", "register"]

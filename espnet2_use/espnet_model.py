@@ -1,6 +1,6 @@
 """USEModel: one network for sound separation (unknown count) and target extraction."""
 import random
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, Optional, Tuple
 
 import torch
 
@@ -339,18 +339,27 @@ class USEModel(AbsESPnetModel):
         speech: torch.Tensor,
         lengths: Optional[torch.Tensor] = None,
         num_src: Optional[torch.Tensor] = None,
+        cue_batch: Optional[Dict[str, torch.Tensor]] = None,
+        name_sources: bool = False,
     ) -> Dict[str, torch.Tensor]:
         """Separate mixtures; the EDA counts the sources unless ``num_src`` is given.
 
         Args:
             speech: mixtures [B, T].
             lengths: [B] (default: all T).
-            num_src: forced counts [B] (or None).
+            num_src: forced counts [B] or one int (or None).
+            cue_batch: batch entries with the sources' cues (as in training); when
+                given, the cosine similarity of every source's cue vector to every
+                attractor is returned (for matching accuracy).
+            name_sources: score every attractor against the cue vector of every label
+                of the label encoder (they share one space).
 
         Returns:
-            dict with ``sources`` [B, S, T] (S = the largest count; rows beyond an
-            utterance's count are zeros), ``counts`` [B], ``existence_prob``
-            [B, max_num_src + 1] and ``attractors`` [B, max_num_src + 1, D].
+            dict with ``sources`` [B, S, T] (S = the largest count, at least 1; rows
+            beyond an utterance's count are zeros), ``counts`` [B], ``existence_prob``
+            [B, A] and ``attractors`` [B, A, D] (A = max(max_num_src, S) + 1); with
+            ``cue_batch``: ``cue_similarity`` [B, K, A] and ``cue_valid`` [B, K]; with
+            ``name_sources``: ``label_scores`` [B, A, V].
         """
         lengths = self._lengths(speech, lengths)
         T = speech.size(1)
@@ -361,21 +370,51 @@ class USEModel(AbsESPnetModel):
             counts = torch.as_tensor(num_src, device=speech.device).long().view(-1)
             counts = counts.expand(speech.size(0)) if counts.numel() == 1 else counts
             num_att = max(num_att, int(counts.max()) + 1)
-            attractors, logits = self.separator.attractors(trunk, num_att)
-        else:
-            attractors, logits = self.separator.attractors(trunk, num_att)
+        attractors, logits = self.separator.attractors(trunk, num_att)
+        if num_src is None:
             counts = self.separator.attractor.count(logits, self.max_num_src)
         S = max(int(counts.max()), 1)
         index, slot = self._pairs(counts)
         sources = speech.new_zeros(speech.size(0), S, T)
         if index.numel() > 0:
             masked = self.separator.mask(trunk, feats, attractors[index, slot], index)
-            est = self.forward_decoder(masked, lengths[index], T) * scale[index, None]
+            est = self.forward_decoder(masked, lengths[index], T)
+            est = self.fit_to_mixture(est, index, speech, lengths) * scale[index, None]
             sources = sources.index_put((index, slot), est)
-        return dict(
+        out = dict(
             sources=sources, counts=counts, existence_prob=torch.sigmoid(logits),
             attractors=attractors,
         )
+        unit_att = torch.nn.functional.normalize(attractors, dim=-1)  # [B, A, D]
+        if cue_batch is not None and self.cue_network is not None:
+            cues, valid = self.forward_cues(trunk, cue_batch, self.max_num_src)
+            unit_cue = torch.nn.functional.normalize(cues, dim=-1)  # [B, K, D]
+            out["cue_similarity"] = unit_cue @ unit_att.transpose(1, 2)  # [B, K, A]
+            out["cue_valid"] = valid
+        if name_sources:
+            out["label_scores"] = self.label_scores(trunk) @ unit_att.transpose(1, 2)
+            out["label_scores"] = out["label_scores"].transpose(1, 2)  # [B, A, V]
+        return out
+
+    def label_scores(self, trunk: BackboneOutput) -> torch.Tensor:
+        """Unit cue vectors of every label for each mixture, [B, V, D].
+
+        The label's cue vector depends on the mixture (the fusion attends from its
+        frames), so it is computed per mixture, all labels in one batch.
+        """
+        if self.cue_network is None or "label" not in self.cue_network.encoders:
+            raise ValueError("this model has no label encoder: it cannot name sources")
+        encoder = self.cue_network.encoders["label"]
+        V = len(encoder.labels)
+        ids = torch.arange(V, device=trunk.emb.device)[:, None]  # [V, 1]
+        ones = torch.ones(V, dtype=torch.long, device=trunk.emb.device)
+        rows = []
+        for b in range(trunk.emb.size(0)):
+            n = int(trunk.emb_lens[b])
+            query = trunk.emb[b : b + 1, :n].expand(V, n, -1)
+            vec = self.cue_network(query, torch.full_like(ones, n), {"label": (ids, ones)})
+            rows.append(torch.nn.functional.normalize(vec, dim=-1))
+        return torch.stack(rows)  # [B, V, D]
 
     @torch.no_grad()
     def extract(
@@ -406,8 +445,41 @@ class USEModel(AbsESPnetModel):
         cues = self.cue_network(trunk.emb, trunk.emb_lens, inputs)  # [B, D]
         index = torch.arange(speech.size(0), device=speech.device)
         masked = self.forward_extract(feats, trunk, cues, index)
-        target = self.forward_decoder(masked, lengths, speech.size(1)) * scale[:, None]
+        target = self.forward_decoder(masked, lengths, speech.size(1))
+        target = self.fit_to_mixture(target, index, speech, lengths) * scale[:, None]
         return dict(target=target, cue=cues)
+
+    @staticmethod
+    def fit_to_mixture(
+        est: torch.Tensor,
+        index: torch.Tensor,
+        speech: torch.Tensor,
+        lengths: torch.Tensor,
+        ridge: float = 1e-3,
+    ) -> torch.Tensor:
+        """Scale estimates by the gains that best rebuild their mixture from them.
+
+        SI-SNR training leaves each output's scale free; at inference the gains g
+        minimising ||mixture - sum_s g_s est_s||^2 (least squares, lightly ridged) set
+        it. For one extracted target this is its projection onto the mixture, which
+        recovers the target's level when the other sounds are uncorrelated with it.
+
+        Args:
+            est: estimates [M, T] of the mixtures ``index`` [M].
+            speech: mixtures [B, T]; lengths [B].
+        """
+        out = est.clone()
+        for b in index.unique().tolist():
+            rows = (index == b).nonzero().flatten()
+            n = int(lengths[b])
+            E = est[rows, :n].double()  # [S, n]
+            gram = E @ E.t()
+            gram = gram + ridge * gram.diagonal().mean().clamp(min=1e-12) * torch.eye(
+                len(rows), dtype=gram.dtype, device=gram.device
+            )
+            gains = torch.linalg.solve(gram, E @ speech[b, :n].double())  # [S]
+            out[rows] = est[rows] * gains.to(est.dtype)[:, None]
+        return out
 
     def collect_feats(
         self, speech_mix: torch.Tensor, speech_mix_lengths: torch.Tensor, **kwargs

@@ -1,18 +1,28 @@
 """Stage 1 (local/data.sh) of the LibriMix, FUSS, AudioSet and VGGSound recipes.
 
-Each recipe's data.sh runs (as a subprocess, as the recipes run it) on a miniature
-tree in the corpus's real layout (test/corpus_trees.py); the data directories it
-writes are checked against the contract (espnet2_use.utils.data_dir.validate_data_dir)
-and for what the corpus implies (counts, ids, sources, cues, labels). Every broken
-corpus (missing root, CSV, column, listed file) must stop with a message naming
-the path and leave no data directory behind. The shared pieces of
-espnet2_use/utils/corpus.py are tested directly at the end.
+Each recipe's stage 1 runs on a miniature tree in the corpus's real layout
+(test/corpus_trees.py); the data directories it writes are checked against the
+contract (espnet2_use.utils.data_dir.validate_data_dir) and for what the corpus
+implies (counts, ids, sources, cues, labels). Every broken corpus (missing root, CSV,
+column, listed file) must stop with a message naming the path and leave no data
+directory behind. The shared pieces of espnet2_use/utils/corpus.py are tested
+directly at the end.
+
+A data.sh parses its options, checks the corpus root and hands every option to
+local/prepare_<corpus>.py, which does everything else (reading, checking, staging and
+moving the sets into place). Every Python process of a recipe pays ESPnet's import
+(``import espnet2_use`` registers USE into ESPnet's task registries; about 10 s), so
+``bash local/data.sh`` runs only where the shell layer is the behaviour: one
+happy-path run per corpus (``shell_runs``, shared by several tests), ``--help``, the
+option checks and the missing root. Everything else calls ``prepare_<corpus>.main``
+in this process (``prepare``), from the recipe folder as data.sh does.
 """
 from __future__ import annotations
 
 import dataclasses
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -37,20 +47,115 @@ from espnet2_use.utils.corpus import (
 from espnet2_use.utils.data_dir import read_kaldi_text, validate_data_dir
 
 REPO = Path(__file__).resolve().parents[1]
+CORPORA = ("librimix", "fuss", "audioset", "vggsound")
 
 
-def run_data_sh(corpus: str, args: Sequence[str]) -> subprocess.CompletedProcess:
-    """Run egs2/<corpus>/use1/local/data.sh from its recipe folder, as run.sh does."""
+def recipe_dir(corpus: str) -> Path:
+    """egs2/<corpus>/use1, the folder run.sh and data.sh run from."""
+    return REPO / "egs2" / corpus / "use1"
+
+
+# The Python side of each data.sh, imported from its local/ folder as data.sh runs it.
+for _corpus in CORPORA:
+    sys.path.insert(0, str(recipe_dir(_corpus) / "local"))
+import prepare_audioset  # noqa: E402
+import prepare_fuss  # noqa: E402
+import prepare_librimix  # noqa: E402
+import prepare_vggsound  # noqa: E402
+
+PREPARE_MAIN: Dict[str, Callable[[Sequence[str]], int]] = {
+    "librimix": prepare_librimix.main,
+    "fuss": prepare_fuss.main,
+    "audioset": prepare_audioset.main,
+    "vggsound": prepare_vggsound.main,
+}
+
+
+def _data_sh_command(corpus: str, args: Sequence[object]) -> Dict[str, object]:
+    """subprocess.run/Popen arguments for egs2/<corpus>/use1/local/data.sh, run as run.sh does."""
     env = dict(os.environ, OMP_NUM_THREADS="1",
                PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
-    return subprocess.run(["bash", "local/data.sh", *map(str, args)],
-                          cwd=REPO / "egs2" / corpus / "use1", env=env,
-                          capture_output=True, text=True, timeout=300)
+    return dict(args=["bash", "local/data.sh", *map(str, args)], cwd=recipe_dir(corpus), env=env)
+
+
+def run_data_sh(corpus: str, args: Sequence[object]) -> subprocess.CompletedProcess:
+    """Run egs2/<corpus>/use1/local/data.sh from its recipe folder and wait for it."""
+    return subprocess.run(**_data_sh_command(corpus, args), capture_output=True, text=True,
+                          timeout=300)
 
 
 def ok(proc: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
     assert proc.returncode == 0, f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
     return proc
+
+
+@pytest.fixture
+def prepare(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+            ) -> Callable[[str, Sequence[object]], subprocess.CompletedProcess]:
+    """``prepare(corpus, args)``: local/prepare_<corpus>.py's main in this process.
+
+    It runs from the recipe folder, as data.sh runs it, and returns the exit status and
+    what it printed in the shape of a finished subprocess.
+    """
+    def run(corpus: str, args: Sequence[object]) -> subprocess.CompletedProcess:
+        monkeypatch.chdir(recipe_dir(corpus))
+        capsys.readouterr()  # drop what earlier steps of the test printed
+        argv = [str(a) for a in args]
+        status = PREPARE_MAIN[corpus](argv)
+        out, err = capsys.readouterr()
+        return subprocess.CompletedProcess([f"prepare_{corpus}.py", *argv], status, out, err)
+
+    return run
+
+
+class ShellRuns:
+    """The one real ``bash local/data.sh`` run of each corpus, all started at once.
+
+    Each run is a Python process that pays ESPnet's import; started together they
+    overlap with each other and with the in-process tests that run meanwhile.
+    ``runs(corpus)`` waits for that corpus's run, checks that it succeeded and returns
+    its data directory.
+
+    Args:
+        base: Folder for the data directories (``<base>/<corpus>/data``) and logs.
+        args_of: Per corpus, the data.sh options given the data directory.
+    """
+
+    def __init__(self, base: Path, args_of: Dict[str, Callable[[Path], List[object]]]) -> None:
+        self._data: Dict[str, Path] = {}
+        self._procs: Dict[str, subprocess.Popen] = {}
+        self._done: Dict[str, subprocess.CompletedProcess] = {}
+        for corpus, make_args in args_of.items():
+            (base / corpus).mkdir(parents=True)
+            self._data[corpus] = base / corpus / "data"
+            command = _data_sh_command(corpus, make_args(self._data[corpus]))
+            # Output goes to files: a full pipe nobody reads yet would stall the run.
+            with open(base / corpus / "stdout", "w") as out, \
+                    open(base / corpus / "stderr", "w") as err:
+                # A session of its own, so that close() ends data.sh's python too.
+                self._procs[corpus] = subprocess.Popen(**command, stdout=out, stderr=err,
+                                                       start_new_session=True)
+
+    def __call__(self, corpus: str) -> Path:
+        if corpus not in self._done:
+            proc = self._procs[corpus]
+            proc.wait(timeout=300)
+            logs = self._data[corpus].parent
+            self._done[corpus] = subprocess.CompletedProcess(
+                proc.args, proc.returncode, (logs / "stdout").read_text(),
+                (logs / "stderr").read_text())
+        ok(self._done[corpus])
+        return self._data[corpus]
+
+    def close(self) -> None:
+        """End the runs no test waited for (a run of a few selected tests)."""
+        for proc in self._procs.values():
+            if proc.poll() is None:
+                try:
+                    os.killpg(proc.pid, signal.SIGTERM)
+                except ProcessLookupError:  # it ended just now
+                    pass
+                proc.wait()
 
 
 def kaldi(path: Path) -> Dict[str, str]:
@@ -77,16 +182,62 @@ def trees(tmp_path_factory) -> Dict[str, object]:
     }
 
 
+# The options of each corpus's data.sh run; the tests with the same options use its output.
+LIBRIMIX_VIA_SHELL = ("3", "noisy")  # (--num_src, --condition), neither the default
+FUSS_VIA_SHELL = "dry"  # --variant, not the default
+
+
+@pytest.fixture(scope="module")
+def shell_runs(trees, tmp_path_factory) -> ShellRuns:
+    runs = ShellRuns(tmp_path_factory.mktemp("data_sh"), {
+        "librimix": lambda data: librimix_args(trees["librimix"], data, *LIBRIMIX_VIA_SHELL),
+        "fuss": lambda data: ["--fuss_dir", trees["fuss"], "--data_dir", data,
+                              "--variant", FUSS_VIA_SHELL],
+        # Two jobs here, one in the in-process run it is compared with.
+        "audioset": lambda data: audioset_args(trees["audioset"], data) + ["--nj", 2],
+        "vggsound": lambda data: vggsound_args(trees["vggsound"], data),
+    })
+    yield runs
+    runs.close()
+
+
+# --------------------------------------------------------------------------
+# The shell layer of every data.sh
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("corpus", CORPORA)
+def test_data_sh_help_and_option_checks_answer_before_python(corpus, tmp_path):
+    proc = ok(run_data_sh(corpus, ["--help"]))
+    assert proc.stdout.startswith(f"Usage: local/data.sh --{corpus}_dir <dir>")
+    assert "--data_dir <dir>" in proc.stdout and not proc.stderr
+    data = tmp_path / "data"
+    proc = run_data_sh(corpus, ["--data_dir", data])
+    assert proc.returncode != 0 and f"--{corpus}_dir is required" in proc.stderr
+    proc = run_data_sh(corpus, [f"--{corpus}_dir", tmp_path, "--no_such_option", "1"])
+    assert proc.returncode != 0 and "--no_such_option" in proc.stderr
+    proc = run_data_sh(corpus, [f"--{corpus}_dir", tmp_path, "--data_dir"])
+    assert proc.returncode != 0 and "--data_dir needs a value" in proc.stderr
+    assert not data.exists()
+
+
 # --------------------------------------------------------------------------
 # LibriMix
 # --------------------------------------------------------------------------
 
 
+def librimix_args(root: Path, data: Path, num_src: str, condition: str) -> List[object]:
+    return ["--librimix_dir", root, "--data_dir", data, "--num_src", num_src,
+            "--condition", condition]
+
+
 @pytest.mark.parametrize("num_src,condition", [("2", "clean"), ("3", "noisy"), ("both", "clean")])
-def test_librimix_data_dirs(trees, tmp_path, num_src, condition):
-    data = tmp_path / "data"
-    ok(run_data_sh("librimix", ["--librimix_dir", trees["librimix"], "--data_dir", data,
-                                "--num_src", num_src, "--condition", condition]))
+def test_librimix_data_dirs(trees, tmp_path, prepare, shell_runs, num_src, condition):
+    if (num_src, condition) == LIBRIMIX_VIA_SHELL:
+        data = shell_runs("librimix")
+    else:
+        data = tmp_path / "data"
+        ok(prepare("librimix", librimix_args(trees["librimix"], data, num_src, condition)))
     counts = {"2": [2], "3": [3], "both": [2, 3]}[num_src]
     num_spk = max(counts)
     mix_dir = {"clean": "mix_clean", "noisy": "mix_both"}[condition]
@@ -114,26 +265,27 @@ def test_librimix_data_dirs(trees, tmp_path, num_src, condition):
         assert not list(d.glob("*_spk*")) and not (data / "token_list").exists()
 
 
-def test_librimix_reads_the_older_csv_without_original_mixture_id(tmp_path):
+def test_librimix_reads_the_older_csv_without_original_mixture_id(tmp_path, prepare):
     root = ct.make_librimix(tmp_path / "librimix", counts=(2,), with_original_id=False,
                             splits={"train-100": 2, "dev": 1, "test": 1})
     data = tmp_path / "data"
-    ok(run_data_sh("librimix", ["--librimix_dir", root, "--data_dir", data,
-                                "--train_subsets", "train-100"]))
+    ok(prepare("librimix", ["--librimix_dir", root, "--data_dir", data,
+                            "--train_subsets", "train-100"]))
     assert len(kaldi(data / "train" / "wav.scp")) == 2
     assert_valid(data / "dev", 2, fs=8000)
 
 
-def test_librimix_rerun_replaces_sets_and_a_failed_run_keeps_them(trees, tmp_path):
+def test_librimix_rerun_replaces_sets_and_a_failed_run_keeps_them(trees, tmp_path, prepare):
+    # Staging and the final move are prepare_librimix.py's (StagedOutput), so in-process.
     data = tmp_path / "data"
-    ok(run_data_sh("librimix", ["--librimix_dir", trees["librimix"], "--data_dir", data,
-                                "--num_src", "both"]))
+    ok(prepare("librimix", ["--librimix_dir", trees["librimix"], "--data_dir", data,
+                            "--num_src", "both"]))
     assert (data / "train" / "spk3.scp").exists()
-    ok(run_data_sh("librimix", ["--librimix_dir", trees["librimix"], "--data_dir", data]))
+    ok(prepare("librimix", ["--librimix_dir", trees["librimix"], "--data_dir", data]))
     assert not (data / "train" / "spk3.scp").exists()  # the whole set was replaced
     before = {p: p.read_bytes() for p in data.rglob("*") if p.is_file()}
-    proc = run_data_sh("librimix", ["--librimix_dir", trees["librimix"], "--data_dir", data,
-                                    "--sample_rate", "16k"])  # the tree has no wav16k
+    proc = prepare("librimix", ["--librimix_dir", trees["librimix"], "--data_dir", data,
+                                "--sample_rate", "16k"])  # the tree has no wav16k
     assert proc.returncode != 0 and "wav16k" in proc.stderr
     after = {p: p.read_bytes() for p in data.rglob("*") if p.is_file()}
     assert after == before  # untouched, and no staging folder left behind
@@ -145,9 +297,12 @@ def test_librimix_rerun_replaces_sets_and_a_failed_run_keeps_them(trees, tmp_pat
 
 
 @pytest.mark.parametrize("variant,folder", [("reverb", "ssdata_reverb"), ("dry", "ssdata")])
-def test_fuss_data_dirs(trees, tmp_path, variant, folder):
-    data = tmp_path / "data"
-    ok(run_data_sh("fuss", ["--fuss_dir", trees["fuss"], "--data_dir", data, "--variant", variant]))
+def test_fuss_data_dirs(trees, tmp_path, prepare, shell_runs, variant, folder):
+    if variant == FUSS_VIA_SHELL:
+        data = shell_runs("fuss")
+    else:
+        data = tmp_path / "data"
+        ok(prepare("fuss", ["--fuss_dir", trees["fuss"], "--data_dir", data, "--variant", variant]))
     assert sorted(p.name for p in data.iterdir()) == ["dev", "test", "train"]
     for set_name, split, count in (("train", "train", 4), ("dev", "validation", 2), ("test", "eval", 3)):
         d = data / set_name
@@ -211,10 +366,8 @@ def check_simulated_set(d: Path, num_spk: int, fs: int, seconds: float, labels: 
     return labels_of
 
 
-def test_audioset_data_dirs(trees, tmp_path):
-    tree = trees["audioset"]
-    data = tmp_path / "data"
-    ok(run_data_sh("audioset", audioset_args(tree, data)))
+def test_audioset_data_dirs(shell_runs):
+    data = shell_runs("audioset")  # audioset_args(trees["audioset"], data), through data.sh
     sets = ["dev", "local", "test_seen", "test_seen_tse", "test_unseen", "test_unseen_tse",
             "token_list", "train"]
     assert sorted(p.name for p in data.iterdir()) == sets
@@ -246,12 +399,12 @@ def test_audioset_data_dirs(trees, tmp_path):
 
 
 @pytest.mark.parametrize("fraction", ["0.3", "0"])
-def test_audioset_seeded_unseen_classes(trees, tmp_path, fraction):
+def test_audioset_seeded_unseen_classes(trees, tmp_path, prepare, fraction):
     tree = trees["audioset"]
     data = tmp_path / "data"
-    ok(run_data_sh("audioset", ["--audioset_dir", tree["root"], "--data_dir", data,
-                                "--unseen_fraction", fraction, "--categories", "2mix tse"]
-                   + AUDIOSET_ARGS))
+    ok(prepare("audioset", ["--audioset_dir", tree["root"], "--data_dir", data,
+                            "--unseen_fraction", fraction, "--categories", "2mix tse"]
+               + AUDIOSET_ARGS))
     unseen = set((data / "local" / "unseen_classes.txt").read_text().splitlines())
     name_of = dict(ct.AUDIOSET_CLASSES)
     # Candidates are the test clips' own (most specific) classes, never the parent Animal.
@@ -266,11 +419,14 @@ def test_audioset_seeded_unseen_classes(trees, tmp_path, fraction):
     assert set(kaldi(data / "test_unseen" / "label_spk1").values()) <= unseen
 
 
-def test_audioset_is_deterministic_whatever_the_number_of_jobs(trees, tmp_path):
+def test_audioset_is_deterministic_whatever_the_number_of_jobs(trees, tmp_path, prepare,
+                                                               shell_runs):
+    # --nj 2 through data.sh against --nj 1 in-process: equal bytes also show that data.sh
+    # hands every option on and that its defaults are prepare_audioset.py's.
+    nj1 = tmp_path / "nj1" / "data"
+    ok(prepare("audioset", audioset_args(trees["audioset"], nj1) + ["--nj", 1]))
     outputs = []
-    for nj in (1, 2):
-        data = tmp_path / f"nj{nj}" / "data"
-        ok(run_data_sh("audioset", audioset_args(trees["audioset"], data) + ["--nj", nj]))
+    for data in (nj1, shell_runs("audioset")):
         outputs.append({p.relative_to(data): p.read_bytes().replace(str(data).encode(), b"DATA")
                         for p in sorted(data.rglob("*")) if p.is_file()})
     assert outputs[0] == outputs[1]
@@ -281,12 +437,15 @@ def test_audioset_is_deterministic_whatever_the_number_of_jobs(trees, tmp_path):
 # --------------------------------------------------------------------------
 
 
-def test_vggsound_data_dirs(trees, tmp_path):
+def vggsound_args(tree: Dict[str, object], data: Path) -> List[object]:
+    return ["--vggsound_dir", tree["root"], "--data_dir", data, "--num_train_mix", 4,
+            "--num_dev_mix", 2, "--num_test_mix", 3, "--dev_fraction", 0.34,
+            "--segment_sec", 0.5, "--fs", 8000]
+
+
+def test_vggsound_data_dirs(trees, shell_runs):
     tree = trees["vggsound"]
-    data = tmp_path / "data"
-    ok(run_data_sh("vggsound", ["--vggsound_dir", tree["root"], "--data_dir", data,
-                                "--num_train_mix", 4, "--num_dev_mix", 2, "--num_test_mix", 3,
-                                "--dev_fraction", 0.34, "--segment_sec", 0.5, "--fs", 8000]))
+    data = shell_runs("vggsound")  # vggsound_args(tree, data), through data.sh
     assert sorted(p.name for p in data.iterdir()) == ["dev", "local", "test", "test_tse",
                                                       "token_list", "train"]
     assert (data / "local" / "missing_clips.txt").read_text() == ""
@@ -450,12 +609,15 @@ BAD_CASES = {
 
 
 @pytest.mark.parametrize("case", sorted(BAD_CASES))
-def test_broken_corpus_stops_with_a_message_and_writes_nothing(trees, tmp_path, case):
+def test_broken_corpus_stops_with_a_message_and_writes_nothing(trees, tmp_path, prepare, case):
     (corpus, build), expected = BAD_CASES[case]
     root = tmp_path / "corpus"
     args = build(trees, root)
     data = tmp_path / "data"
-    proc = run_data_sh(corpus, args + ["--data_dir", data])
+    # data.sh checks the root itself before Python starts; prepare_<corpus>.py all the rest
+    # (and writes, through its staging folder, only once every check has passed).
+    run = run_data_sh if case.endswith("no-root") else prepare
+    proc = run(corpus, args + ["--data_dir", data])
     assert proc.returncode != 0
     message = proc.stderr.replace(str(root) + "/", "")
     for text in expected:
@@ -466,12 +628,12 @@ def test_broken_corpus_stops_with_a_message_and_writes_nothing(trees, tmp_path, 
 
 
 @pytest.mark.parametrize("corpus", ["audioset", "vggsound"])
-def test_allow_missing_skips_and_lists_clips_not_downloaded(trees, tmp_path, corpus):
+def test_allow_missing_skips_and_lists_clips_not_downloaded(trees, tmp_path, prepare, corpus):
     build = {"audioset": audioset_case(_as_delete_clip),
              "vggsound": vggsound_case(_vgg_delete_video)}[corpus][1]
     data = tmp_path / "data"
-    ok(run_data_sh(corpus, build(trees, tmp_path / "corpus")
-                   + ["--data_dir", data, "--allow_missing", "true"]))
+    ok(prepare(corpus, build(trees, tmp_path / "corpus")
+               + ["--data_dir", data, "--allow_missing", "true"]))
     missing = (data / "local" / "missing_clips.txt").read_text().splitlines()
     assert len(missing) == 1 and "line" in missing[0]
     assert (data / "train" / "wav.scp").is_file()

@@ -412,7 +412,7 @@ def _set_up_recipe(root: Path, media: Path, label_list: Path) -> None:
 
 def _config(path: Path, label_list: Path, text_batch: int, video_batch: int) -> str:
     conf = {
-        "cue_dim": 16,
+        "separator_conf": {"backbone_conf": {"emb_dim": 16}},
         "cue_encoders": {
             "text": {"type": "hf", "conf": {"model_path": MINILM, "batch_size": text_batch}},
             "label": {"type": "embedding", "conf": {"label_list": str(label_list)}},
@@ -545,6 +545,6 @@ def test_extract_cues_cli_errors(media, tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="text_spk4 exists but text_spk3 does not"):
         use_extract_cues.main(argv)
     bad = tmp_path / "bad.yaml"
-    bad.write_text("cue_dim: 16\ncue_encoders:\n  text: {type: timm}\n")
+    bad.write_text("cue_encoders:\n  text: {type: timm}\n")
     with pytest.raises(ValueError, match="bad.yaml: cue_encoders.text has type 'timm'"):
         use_extract_cues.main(argv[:-1] + [str(bad)])

@@ -1,5 +1,8 @@
 """The recipe shell utilities of egs2/TEMPLATE/use1: job runners (local and Slurm), option
-parsing, scp splitting, the data-directory checker and its readers/writer."""
+parsing, scp splitting, the data-directory checker and its readers/writer.
+
+utils/validate_data_dir.py needs espnet2_use, whose import loads ESPnet (about 10 s per
+process): one test runs it as a command, the others call its main() in this process."""
 import json
 import os
 import stat
@@ -17,8 +20,9 @@ import soundfile
 REPO = Path(__file__).resolve().parents[1]
 TEMPLATE = REPO / "egs2" / "TEMPLATE" / "use1"
 UTILS = TEMPLATE / "utils"
+sys.path.insert(0, str(UTILS))
 
-
+import validate_data_dir  # noqa: E402  (utils/validate_data_dir.py)
 from espnet2_use.utils import data_dir  # noqa: E402
 
 
@@ -599,18 +603,28 @@ def test_validate_reports_each_corruption_with_file_and_line(
         assert any(expected in p for p in problems), (expected, problems)
 
 
-def test_validate_cli_fails_and_prints_problems(good_dir: Path) -> None:
+def test_validate_cli_fails_and_prints_problems(
+    good_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
     _corrupt(good_dir, "missing_video")
     _corrupt(good_dir, "count_2_but_spk2_empty")
-    result = run_cmd(
-        [sys.executable, UTILS / "validate_data_dir.py", "--max_num_src", "2", "data/dev"],
-        cwd=good_dir.parents[1],
+    monkeypatch.chdir(good_dir.parents[1])
+    status = validate_data_dir.main(["--max_num_src", "2", "data/dev"])
+    stdout, stderr = capsys.readouterr()
+    assert status == 1
+    assert "OK:" not in stdout
+    assert "video_spk1.scp line 3: utt 'u3'" in stderr
+    assert "spk2.scp line 1: utt 'u1' has 2 sources" in stderr
+    assert "FAILED: data/dev" in stderr
+
+
+def test_validate_cli_rejects_a_malformed_sample_rate(capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        validate_data_dir.main(["--fs", "16q", "data/dev"])
+    assert exit_info.value.code == 2
+    assert "argument --fs: expected a sample rate such as 16000 or 16k, got '16q'" in (
+        capsys.readouterr().err
     )
-    assert result.returncode == 1
-    assert "OK:" not in result.stdout
-    assert "video_spk1.scp line 3: utt 'u3'" in result.stderr
-    assert "spk2.scp line 1: utt 'u1' has 2 sources" in result.stderr
-    assert "FAILED: data/dev" in result.stderr
 
 
 def test_validate_without_audio_check_only_checks_existence(good_dir: Path) -> None:

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds tools/venv: Python 3.11, the pinned wheels of tools/constraints.txt, this package
-# installed editable with its test extra; then `pip check`, an import smoke test, and
+# installed editable with its demo and test extras; then `pip check`, an import smoke test, and
 # tools/activate_python.sh, which every egs2/*/use1/path.sh sources.
 #
 # Usage: tools/setup.sh            (or: cd tools && make)
@@ -78,7 +78,7 @@ install() {
     "${venv}/bin/python" -m pip install --quiet --disable-pip-version-check \
         -c "${constraints}" pip setuptools || return 1
     "${venv}/bin/python" -m pip install --disable-pip-version-check --progress-bar off \
-        -c "${constraints}" -e "${repo_dir}[test]" || return 1
+        -c "${constraints}" -e "${repo_dir}[demo,test]" || return 1
     "${venv}/bin/python" -m pip check || return 1
     smoke_test || return 1
 }

@@ -38,12 +38,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from espnet2_use.scoring.datadir import (
-    DataDirError,
-    ReferenceSet,
-    atomic_write_text,
-    atomic_write_wav,
-)
+from espnet2_use.scoring.datadir import DataDirError, ReferenceSet
+from espnet2_use.utils.fileio import atomic_write_text, atomic_write_wav
 
 DEFAULT_EPS = 1e-8
 

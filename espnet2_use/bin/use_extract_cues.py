@@ -57,7 +57,10 @@ MARKER_VERSION = 1
 
 
 def load_cue_config(config: str) -> Tuple[int, Dict[str, dict]]:
-    """Read ``cue_dim`` and the ``cue_encoders`` section of a training config.
+    """Read the shared dimension D and the ``cue_encoders`` section of a training config.
+
+    D is the separator's ``emb_dim`` (cues and attractors share one space). Only the
+    frozen part of the encoders runs here, so D merely sizes the unused projection.
 
     Args:
         config: YAML path.
@@ -75,9 +78,12 @@ def load_cue_config(config: str) -> Tuple[int, Dict[str, dict]]:
             f"{config}: key 'cue_encoders' missing or empty; expected e.g. "
             "cue_encoders: {text: {type: hf, conf: {model_path: ...}}}"
         )
-    cue_dim = data.get("cue_dim")
+    backbone_conf = ((data.get("separator_conf") or {}).get("backbone_conf") or {})
+    cue_dim = backbone_conf.get("emb_dim", 64)
     if not isinstance(cue_dim, int) or cue_dim <= 0:
-        raise ValueError(f"{config}: key 'cue_dim' must be a positive int, got {cue_dim!r}")
+        raise ValueError(
+            f"{config}: separator_conf.backbone_conf.emb_dim must be a positive int, got {cue_dim!r}"
+        )
     for modality, section in sections.items():
         if not isinstance(section, dict) or "type" not in section:
             raise ValueError(
@@ -149,6 +155,7 @@ def extract_cues(
     config: str,
     utt_list: Optional[str] = None,
     device: str = "cpu",
+    encoders: Optional[Dict[str, AbsCueEncoder]] = None,
 ) -> List[str]:
     """Cache the cached encoders' features of a data dir (see module doc).
 
@@ -159,6 +166,8 @@ def extract_cues(
         utt_list: optional file whose first column lists the utterances to
             process (JOB splits).
         device: where the frozen networks run.
+        encoders: built encoders by modality, reused across calls of one process
+            (filled here when empty), so several sets load the networks once.
 
     Returns:
         The scp files of out_dir (also when the run was skipped as done).
@@ -213,8 +222,12 @@ def extract_cues(
         for modality, section in cached.items():
             if not cue_files[modality]:
                 continue
-            encoder = build_cue_encoder(section["type"], cue_dim, section.get("conf") or {})
-            encoder.to(device).eval()
+            encoders = {} if encoders is None else encoders
+            if modality not in encoders:
+                encoders[modality] = build_cue_encoder(
+                    section["type"], cue_dim, section.get("conf") or {}
+                ).to(device).eval()
+            encoder = encoders[modality]
             _extract_modality(encoder, modality, cue_files[modality], utts, out_dir, finals)
         # Arks first: an scp must never point into an ark that is not there yet.
         for tmp, final in sorted(finals, key=lambda tf: not tf[1].endswith(".ark")):
@@ -361,17 +374,21 @@ def merge_cue_outputs(
 def get_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description="Cache frozen cue-encoder features (text_emb_spk*, video_emb_spk*) "
-        "of a data dir as kaldiio ark/scp",
+        "of data dirs as kaldiio ark/scp. --data_dir / --out_dir (/ --utt_list / "
+        "--merge_from) may be repeated, one group per set: the networks load once.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--data_dir", help="data/<set> with text_spk*, video_spk*.scp")
-    parser.add_argument("--out_dir", required=True, help="e.g. dump/raw/<set>")
-    parser.add_argument("--config", help="training config with cue_encoders and cue_dim")
-    parser.add_argument("--utt_list", default=None, help="process only these utts (JOB split)")
+    parser.add_argument("--data_dir", action="append",
+                        help="data/<set> with text_spk*, video_spk*.scp")
+    parser.add_argument("--out_dir", action="append", required=True, help="e.g. dump/raw/<set>")
+    parser.add_argument("--config", help="training config with cue_encoders")
+    parser.add_argument("--utt_list", action="append", default=None,
+                        help="process only these utts (JOB split)")
     parser.add_argument("--device", default="cpu", help="device of the frozen networks")
     parser.add_argument(
         "--merge_from",
         nargs="+",
+        action="append",
         default=None,
         help="merge the scp files of these split out_dirs into --out_dir (with "
         "--data_dir: check that every utterance is present)",
@@ -384,16 +401,24 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         level=logging.INFO,
         format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s",
     )
-    args = get_parser().parse_args(argv)
-    if args.merge_from:
-        outputs = merge_cue_outputs(args.merge_from, args.out_dir, args.data_dir)
-    else:
-        if not args.data_dir or not args.config:
-            get_parser().error("--data_dir and --config are required (unless --merge_from)")
-        outputs = extract_cues(
-            args.data_dir, args.out_dir, args.config, args.utt_list, args.device
-        )
-    logging.info(f"wrote {len(outputs)} scp file(s) in {args.out_dir}")
+    parser = get_parser()
+    args = parser.parse_args(argv)
+    groups = len(args.out_dir)
+    for name in ("data_dir", "utt_list", "merge_from"):
+        value = getattr(args, name)
+        if value is not None and len(value) != groups:
+            parser.error(f"give one --{name} per --out_dir ({groups}), got {len(value)}")
+    encoders: Dict[str, AbsCueEncoder] = {}
+    for i, out_dir in enumerate(args.out_dir):
+        data_dir = args.data_dir[i] if args.data_dir else None
+        if args.merge_from:
+            outputs = merge_cue_outputs(args.merge_from[i], out_dir, data_dir)
+        else:
+            if not data_dir or not args.config:
+                parser.error("--data_dir and --config are required (unless --merge_from)")
+            utt_list = args.utt_list[i] if args.utt_list else None
+            outputs = extract_cues(data_dir, out_dir, args.config, utt_list, args.device, encoders)
+        logging.info(f"wrote {len(outputs)} scp file(s) in {out_dir}")
 
 
 if __name__ == "__main__":

@@ -59,13 +59,8 @@ import numpy as np
 from espnet2.utils.types import str2bool
 from tqdm import tqdm
 
-from espnet2_use.scoring.datadir import (
-    DataDirError,
-    EstimateSet,
-    ReferenceSet,
-    atomic_write_json,
-    atomic_write_text,
-)
+from espnet2_use.scoring.datadir import DataDirError, EstimateSet, ReferenceSet
+from espnet2_use.utils.fileio import atomic_write_json, atomic_write_text
 from espnet2_use.scoring.metrics import (
     DEFAULT_CLAMP_DB,
     DEFAULT_SDR_FILTER_LENGTH,
@@ -374,7 +369,9 @@ def get_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--ref_dir", type=Path, help="reference data dir, e.g. data/test_ss")
-    parser.add_argument("--est_dir", type=Path, help="decoding dir, e.g. exp/x/decode_test_ss_ss")
+    parser.add_argument("--est_dir", type=Path, nargs="+",
+                        help="decoding dir(s), e.g. exp/x/decode_test_ss/ss; several are scored "
+                        "in one run (each gets its own scores.json / scores.md)")
     parser.add_argument("--mode", choices=["ss", "tse"], help="separation or extraction")
     parser.add_argument("--out_json", type=Path, default=None,
                         help="JSON of all numbers (default: <est_dir>/scores.json)")
@@ -382,7 +379,8 @@ def get_parser() -> argparse.ArgumentParser:
                         help="markdown table (default: <est_dir>/scores.md); with "
                         "--collect: the RESULTS.md to update")
     parser.add_argument("--cue_combination", default=None,
-                        help="TSE only: label of the row, e.g. text+label")
+                        help="TSE only: label of the row, e.g. text+label (default: from the "
+                        "decoding dir's name tse_<cue>_<cue>, as use_inference names them)")
     parser.add_argument("--fs", type=int, default=None,
                         help="expected sample rate (default: the first mixture's)")
     parser.add_argument("--length_tolerance", type=int, default=DEFAULT_LENGTH_TOLERANCE,
@@ -418,27 +416,37 @@ def main(cmd: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     for name in ("ref_dir", "est_dir", "mode"):
         if getattr(args, name) is None:
             parser.error(f"--{name} is required unless --collect is given")
+    if len(args.est_dir) > 1 and (args.out_json or args.out_md):
+        parser.error("--out_json / --out_md name one file: give them with one --est_dir only")
+    results = [_score_one(args, est_dir) for est_dir in args.est_dir]
+    return results[0] if len(results) == 1 else {"results": results}
+
+
+def _score_one(args: argparse.Namespace, est_dir: Path) -> Dict[str, Any]:
+    """Scores one decoding dir and writes its scores.json / scores.md."""
     if args.mode == "ss":
         result = score_ss_dir(
-            args.ref_dir, args.est_dir, fs=args.fs, length_tolerance=args.length_tolerance,
+            args.ref_dir, est_dir, fs=args.fs, length_tolerance=args.length_tolerance,
             compute_sdr=args.compute_sdr, sdr_filter_length=args.sdr_filter_length,
             clamp_db=args.clamp_db, progress=not args.no_progress,
         )
     else:
+        combination = args.cue_combination
+        if combination is None and est_dir.name.startswith("tse_"):
+            combination = est_dir.name[len("tse_"):].replace("_", "+")
         result = score_tse_dir(
-            args.ref_dir, args.est_dir, cue_combination=args.cue_combination, fs=args.fs,
+            args.ref_dir, est_dir, cue_combination=combination, fs=args.fs,
             length_tolerance=args.length_tolerance, clamp_db=args.clamp_db,
             progress=not args.no_progress,
         )
-    out_json = args.out_json or args.est_dir / "scores.json"
-    out_md = args.out_md or args.est_dir / "scores.md"
+    out_json = args.out_json or est_dir / "scores.json"
+    out_md = args.out_md or est_dir / "scores.md"
     atomic_write_json(out_json, result)
     markdown = render(result, level=2)
     atomic_write_text(out_md, markdown)
     sys.stdout.write(markdown)
     logging.info(f"wrote {out_json} and {out_md}")
     return result
-
 
 def cli() -> None:
     """Console entry: a data error prints one line naming the file, exit status 1."""

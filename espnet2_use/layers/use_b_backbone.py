@@ -25,7 +25,18 @@ def make_subbands(
 ) -> Tuple[Tuple[int, int], ...]:
     """Subband (start, end) bin indices covering ``n_freq`` bins at rate ``fs``."""
     if band_type == "erb":
-        bands = get_erb_subbands(n_freq, n_erbs=num_bands, target_fs=fs)
+        # Many ERB bands over few bins repeat the lowest bins; those then become
+        # one-bin bands of their own (ESPnet's min_freq_idx), keeping num_bands bands.
+        for low in range(num_bands):
+            try:
+                bands = get_erb_subbands(
+                    n_freq, min_freq_idx=low, n_erbs=num_bands - low, target_fs=fs
+                )
+                break
+            except (ValueError, AssertionError):
+                continue
+        else:
+            raise ValueError(f"cannot lay {num_bands} ERB bands over {n_freq} bins")
     elif band_type == "mel":
         bands = get_mel_subbands(n_freq, n_mels=num_bands, target_fs=fs)
     else:
@@ -49,6 +60,8 @@ class USEBBackbone(AbsUSEBackbone):
         num_bands: number of subbands (ERB or mel spaced).
         band_type: ``erb`` (non-overlapping) or ``mel`` (overlapping).
         subbands: explicit (start, end) bin pairs; overrides num_bands/band_type.
+        emb_stride: frames averaged into one frame embedding (the EDA's LSTM and the
+            cue attention then run over T / emb_stride steps).
         num_pre_blocks: band/time layers before the conditioning point.
         num_post_blocks: layers after it (run per query).
         norm_type: ESPnet normalisation name.
@@ -68,6 +81,7 @@ class USEBBackbone(AbsUSEBackbone):
         num_bands: int = 16,
         band_type: str = "erb",
         subbands: Optional[Sequence[Sequence[int]]] = None,
+        emb_stride: int = 4,
         num_pre_blocks: int = 2,
         num_post_blocks: int = 1,
         norm_type: str = "GN",
@@ -81,6 +95,7 @@ class USEBBackbone(AbsUSEBackbone):
         subbands = tuple((int(st), int(et)) for st, et in subbands)
         self._latent_dim = latent_dim
         self._emb_dim = emb_dim
+        self.emb_stride = emb_stride
         norm1d = "cLN" if norm_type == "cfLN" else norm_type
         self.band_split = BandSplit(
             input_dim, target_fs=fs, subbands=subbands, channels=latent_dim,
@@ -110,8 +125,12 @@ class USEBBackbone(AbsUSEBackbone):
         latent = self.band_split(spec)  # [B, N, T, K]
         for block in self.pre_blocks:
             latent = block(latent)
-        emb = self.to_emb(latent.mean(dim=-1).transpose(1, 2))  # [B, T, D]
-        return BackboneOutput(latent=latent, emb=emb, emb_lens=flens.clamp(min=1))
+        pooled = torch.nn.functional.avg_pool1d(
+            latent.mean(dim=-1), self.emb_stride, ceil_mode=True
+        )  # [B, N, T / stride]
+        emb = self.to_emb(pooled.transpose(1, 2))  # [B, L, D]
+        emb_lens = torch.div(flens + self.emb_stride - 1, self.emb_stride, rounding_mode="floor")
+        return BackboneOutput(latent=latent, emb=emb, emb_lens=emb_lens.clamp(min=1, max=emb.size(1)))
 
     def decode(self, latent: torch.Tensor, feats: torch.Tensor, aux: Any) -> torch.Tensor:
         for block in self.post_blocks:

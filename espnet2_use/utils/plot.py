@@ -28,12 +28,8 @@ import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from espnet2_use.scoring.datadir import (
-    DataDirError,
-    EstimateSet,
-    ReferenceSet,
-    atomic_write,
-)
+from espnet2_use.scoring.datadir import DataDirError, EstimateSet, ReferenceSet
+from espnet2_use.utils.fileio import atomic_write
 from espnet2_use.scoring.metrics import NoActiveReferenceError, score_ss_utterance
 
 ArrayLike = Union[np.ndarray, torch.Tensor]

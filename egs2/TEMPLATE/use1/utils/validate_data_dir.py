@@ -13,25 +13,12 @@ import argparse
 import sys
 from typing import List, Optional
 
-from espnet2_use.utils.data_dir import (
-    parse_sample_rate,
-    source_count_histogram,
-    validate_data_dir,
-)
-
 
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text}")
     return value
-
-
-def _sample_rate(text: str) -> int:
-    try:
-        return parse_sample_rate(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -59,7 +46,7 @@ def get_parser() -> argparse.ArgumentParser:
         help="only check that audio files exist; do not open them",
     )
     parser.add_argument(
-        "--fs", type=_sample_rate, default=None, help="expected sample rate, e.g. 16000 or 16k"
+        "--fs", default=None, help="expected sample rate, e.g. 16000 or 16k"
     )
     parser.add_argument(
         "--length_tolerance",
@@ -78,7 +65,20 @@ def get_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[List[str]] = None) -> int:
     """Command-line entry point; returns the exit status."""
-    args = get_parser().parse_args(argv)
+    parser = get_parser()
+    args = parser.parse_args(argv)
+    # Imported once the command line is read: importing espnet2_use registers USE into
+    # ESPnet's tasks, which loads ESPnet (seconds); --help and usage errors need not wait.
+    from espnet2_use.utils.data_dir import (
+        parse_sample_rate,
+        source_count_histogram,
+        validate_data_dir,
+    )
+
+    try:
+        fs = None if args.fs is None else parse_sample_rate(args.fs)
+    except ValueError as error:
+        parser.error(f"argument --fs: {error}")
     status = 0
     for data_dir in args.data_dirs:
         problems = validate_data_dir(
@@ -86,7 +86,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             max_num_src=args.max_num_src,
             label_list=args.label_list,
             check_audio=not args.no_audio_check,
-            fs=args.fs,
+            fs=fs,
             length_tolerance=args.length_tolerance,
             max_problems=args.max_problems,
             num_workers=args.num_workers,
@@ -100,6 +100,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         histogram = source_count_histogram(data_dir)
         print(f"OK: {data_dir} ({sum(histogram.values())} utterances, sources: {histogram})")
     return status
+
 
 if __name__ == "__main__":
     sys.exit(main())

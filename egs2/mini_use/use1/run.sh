@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# mini_use: the whole USE pipeline on a corpus synthesised on this machine (8 kHz, 1-3
+# sources of 18 sound classes, captions, labels, pictures and video clips per source).
+# ./run.sh runs stages 1-8; ./run.sh --stage 6 --stop_stage 7 re-decodes and re-scores.
+set -euo pipefail
+
+train_set=train
+valid_set=valid
+ss_test_sets="test_ss"
+tse_test_sets="test_tse"
+
+./local/link_pretrained.sh
+
+./use.sh \
+    --fs 8000 \
+    --max_num_src 3 \
+    --train_set "${train_set}" \
+    --valid_set "${valid_set}" \
+    --ss_test_sets "${ss_test_sets}" \
+    --tse_test_sets "${tse_test_sets}" \
+    --stage1_config conf/train_stage1.yaml \
+    --stage2_config conf/train_stage2.yaml \
+    --label_list data/token_list/labels.txt \
+    --nj 2 \
+    --decode_nj 2 \
+    "$@"

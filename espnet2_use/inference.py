@@ -1,0 +1,481 @@
+"""Using a trained USE model: ``USE.from_packed(path).separate(audio)`` / ``.extract(...)``.
+
+Audio may be a file path, a numpy array or a tensor; arrays and tensors carry their
+rate in ``fs`` (default: the model's). The model resamples to its own rate and
+downmixes multichannel input to mono, with a warning. Audio longer than the chunk
+length is processed in overlapping chunks and stitched by overlap-add; in
+separation, each source keeps its identity across chunks (see ``_SourceTracker``).
+"""
+import json
+import logging
+import os
+import tempfile
+import warnings
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple, Union
+
+import numpy as np
+import soundfile as sf
+import torch
+import yaml
+from scipy.optimize import linear_sum_assignment
+
+from espnet2_use.espnet_model import USEModel
+from espnet2_use.tasks.use import USETask
+
+AudioLike = Union[str, os.PathLike, np.ndarray, torch.Tensor]
+PACK_META = "meta.json"
+PACK_CONFIG = "config.yaml"
+PACK_MODEL = "model.pth"
+SILENCE_RMS = 1e-8  # FUSS's rule: quieter than this is no source at all
+MODEL_FILE_PREFERENCE = ("valid.loss.ave.pth", "valid.loss.best.pth", "latest.pth")
+
+
+# --------------------------------------------------------------------------- audio
+def read_audio(path: Union[str, os.PathLike]) -> Tuple[np.ndarray, int]:
+    """Read an audio file as float32 [T, C] and its rate (soundfile, else PyAV)."""
+    path = str(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path}: no such audio file")
+    try:
+        wav, fs = sf.read(path, dtype="float32", always_2d=True)
+        return wav, int(fs)
+    except (RuntimeError, sf.LibsndfileError):
+        pass
+    import av  # containers soundfile cannot read (mp3, m4a, mp4, ...)
+
+    try:
+        with av.open(path) as container:
+            if not container.streams.audio:
+                raise ValueError(f"{path}: has no audio stream; expected an audio file")
+            stream = container.streams.audio[0]
+            frames = [f.to_ndarray() for f in container.decode(stream)]
+            fs = stream.rate
+    except (av.error.FFmpegError, UnicodeDecodeError) as e:
+        raise ValueError(
+            f"{path}: not an audio file that soundfile or PyAV can decode ({e})"
+        ) from None
+    if not frames:
+        raise ValueError(f"{path}: the audio stream holds no samples")
+    wav = np.concatenate([f if f.ndim == 2 else f[None] for f in frames], axis=1)
+    if wav.dtype.kind in "iu":
+        wav = wav / float(np.iinfo(wav.dtype).max)
+    return wav.T.astype(np.float32), int(fs)
+
+
+def prepare_audio(
+    audio: AudioLike, fs: Optional[int], target_fs: int, name: Optional[str] = None
+) -> np.ndarray:
+    """Any audio input -> float32 mono [T] at ``target_fs``, or a clear error."""
+    if isinstance(audio, (str, os.PathLike)):
+        name = name or str(audio)
+        wav, fs = read_audio(audio)
+    else:
+        name = name or "audio"
+        wav = audio.detach().cpu().numpy() if torch.is_tensor(audio) else np.asarray(audio)
+        wav = wav.astype(np.float32, copy=False)
+        if wav.ndim == 1:
+            wav = wav[:, None]
+        elif wav.ndim == 2:
+            # Accept [C, T] as well as [T, C]: channels are the short axis.
+            wav = wav.T if wav.shape[0] < wav.shape[1] else wav
+        else:
+            raise ValueError(f"{name}: expected a waveform [T] or [T, C], got shape {wav.shape}")
+        fs = target_fs if fs is None else fs
+    if wav.shape[0] == 0:
+        raise ValueError(f"{name}: empty audio (0 samples)")
+    bad = int(np.size(wav) - np.isfinite(wav).sum())
+    if bad:
+        raise ValueError(f"{name}: {bad} NaN or Inf samples; expected finite audio")
+    if not isinstance(fs, (int, np.integer)) or fs < 1000:
+        raise ValueError(f"{name}: unsupported sample rate {fs!r}; expected an integer >= 1000 Hz")
+    if wav.shape[1] > 1:
+        warnings.warn(f"{name}: {wav.shape[1]} channels downmixed to mono", stacklevel=3)
+    wav = wav.mean(axis=1)
+    if fs != target_fs:
+        import torchaudio
+
+        logging.info("%s: resampling %d Hz -> %d Hz", name, fs, target_fs)
+        wav = torchaudio.functional.resample(torch.from_numpy(wav), int(fs), target_fs).numpy()
+    return np.ascontiguousarray(wav, dtype=np.float32)
+
+
+def chunk_starts(num_samples: int, chunk: int, overlap: int) -> List[int]:
+    """Start of every chunk; the last one ends at the end of the audio."""
+    if num_samples <= chunk:
+        return [0]
+    hop = chunk - overlap
+    starts = list(range(0, num_samples - chunk, hop))
+    return starts + [num_samples - chunk]
+
+
+def crossfade(length: int, fade_in: int, fade_out: int) -> np.ndarray:
+    """A window of ones with linear ramps; overlapping ramps of neighbours sum to one."""
+    w = np.ones(length, dtype=np.float32)
+    if fade_in:
+        w[:fade_in] = (np.arange(fade_in, dtype=np.float32) + 0.5) / fade_in
+    if fade_out:
+        w[length - fade_out:] = np.minimum(
+            w[length - fade_out:], (np.arange(fade_out, 0, -1, dtype=np.float32) - 0.5) / fade_out
+        )
+    return w
+
+
+# -------------------------------------------------------------------------- results
+@dataclass
+class SeparationResult:
+    """Separated sources [S, T] at ``fs``, one name and existence probability each."""
+
+    sources: np.ndarray
+    fs: int
+    existence_prob: List[float] = field(default_factory=list)
+    names: List[str] = field(default_factory=list)
+    name_scores: List[float] = field(default_factory=list)
+
+    @property
+    def count(self) -> int:
+        return int(self.sources.shape[0])
+
+
+@dataclass
+class ExtractionResult:
+    """The extracted target [T] at ``fs``."""
+
+    target: np.ndarray
+    fs: int
+
+
+class _SourceTracker:
+    """Keeps each separated source's identity across chunks of a long recording.
+
+    A chunk's estimates are matched to the sources found so far by the cosine of
+    their attractors (the model's summary of *which* sound it is) plus the
+    correlation of their samples where the chunk overlaps the previous one (the same
+    sound must continue there); the Hungarian algorithm picks the best assignment,
+    and an estimate that fits no known source (score below ``new_source_score``)
+    starts a new one. Stitching is overlap-add with linear crossfades, into one
+    output buffer per source; only those buffers grow with the file.
+    """
+
+    def __init__(self, num_samples: int, overlap: int, new_source_score: float = 0.5):
+        self.num_samples = num_samples
+        self.overlap = overlap
+        self.new_source_score = new_source_score
+        self.attractors: List[np.ndarray] = []
+        self.tails: List[Optional[np.ndarray]] = []  # last chunk's overlap samples
+        self.outputs: List[np.ndarray] = []
+        self.probs: List[List[float]] = []
+        self.label_scores: List[List[np.ndarray]] = []
+
+    def _score(self, att: np.ndarray, head: np.ndarray) -> np.ndarray:
+        scores = np.zeros((len(att), len(self.attractors)), dtype=np.float64)
+        for g, (a_g, tail) in enumerate(zip(self.attractors, self.tails)):
+            scores[:, g] = att @ a_g / (np.linalg.norm(att, axis=1) * np.linalg.norm(a_g) + 1e-8)
+            if tail is not None and head.shape[1] == tail.shape[0] and head.shape[1] > 0:
+                h = head - head.mean(1, keepdims=True)
+                t = tail - tail.mean()
+                corr = h @ t / (np.linalg.norm(h, axis=1) * np.linalg.norm(t) + 1e-8)
+                scores[:, g] += corr
+        return scores
+
+    def add(
+        self,
+        start: int,
+        est: np.ndarray,
+        att: np.ndarray,
+        probs: np.ndarray,
+        label_scores: Optional[np.ndarray],
+        window: np.ndarray,
+    ) -> None:
+        """Add chunk estimates [S, L] (attractors [S, D]) that start at ``start``."""
+        length = est.shape[1]
+        head = est[:, : self.overlap] if start > 0 else est[:, :0]
+        owner = [-1] * len(est)
+        if self.attractors and len(est):
+            scores = self._score(att, head)
+            rows, cols = linear_sum_assignment(-scores)
+            for s, g in zip(rows, cols):
+                if scores[s, g] >= self.new_source_score:
+                    owner[s] = int(g)
+        active = set()
+        for s in range(len(est)):
+            g = owner[s]
+            if g < 0:
+                g = len(self.attractors)
+                self.attractors.append(att[s].copy())
+                self.tails.append(None)
+                self.outputs.append(np.zeros(self.num_samples, dtype=np.float32))
+                self.probs.append([])
+                self.label_scores.append([])
+            else:
+                # Running mean of the attractor: the summary of the sound so far.
+                n = len(self.probs[g])
+                self.attractors[g] = (self.attractors[g] * n + att[s]) / (n + 1)
+            self.outputs[g][start : start + length] += window * est[s]
+            self.probs[g].append(float(probs[s]))
+            if label_scores is not None:
+                self.label_scores[g].append(label_scores[s])
+            self.tails[g] = est[s, length - self.overlap :] if self.overlap else None
+            active.add(g)
+        for g in range(len(self.tails)):
+            if g not in active:
+                self.tails[g] = None
+
+
+# -------------------------------------------------------------------------- the API
+class USE:
+    """A trained USE model, ready to separate and extract from any audio.
+
+    Build it with ``USE.from_packed(path)`` (the recipe's stage-8 file),
+    ``USE.from_exp(exp_dir)`` (a training directory) or ``USE(model, fs)``.
+
+    Args:
+        model: the trained USEModel.
+        fs: the model's sample rate.
+        device: where to run.
+        name_threshold: below this cosine score a separated source is ``unknown``.
+    """
+
+    def __init__(
+        self, model: USEModel, fs: int, device: str = "cpu", name_threshold: float = 0.3
+    ):
+        self.model = model.to(device).eval()
+        self.fs = int(fs)
+        self.device = device
+        self.name_threshold = name_threshold
+
+    # ------------------------------------------------------------------ loading
+    @classmethod
+    def from_files(
+        cls,
+        config: Union[str, Path],
+        model_file: Union[str, Path],
+        device: str = "cpu",
+        root: Optional[Union[str, Path]] = None,
+        overrides: Optional[Dict[str, Dict]] = None,
+    ) -> "USE":
+        """Build from a training config and weights.
+
+        Relative paths inside the config (label list, bpe model, encoder folders) are
+        taken relative to ``root`` (default: the current folder, as in recipes);
+        ``overrides`` replaces cue-encoder conf entries, e.g.
+        ``{"text": {"model_path": "/models/distilbert"}}``.
+        """
+        config, model_file = Path(config), Path(model_file)
+        for path, what in ((config, "training config"), (model_file, "model weights")):
+            if not path.is_file():
+                raise FileNotFoundError(f"{path}: no such {what} file")
+        with open(config, encoding="utf-8") as f:
+            conf = yaml.safe_load(f)
+        if not isinstance(conf, dict) or "separator_conf" not in conf:
+            raise ValueError(f"{config}: not a USE training config (no separator_conf)")
+        root = Path(root) if root is not None else Path.cwd()
+        for modality, spec in (conf.get("cue_encoders") or {}).items():
+            spec_conf = spec.setdefault("conf", {})
+            spec_conf.update((overrides or {}).get(modality, {}))
+            for key in ("label_list", "bpemodel", "model_path", "weights"):
+                value = spec_conf.get(key)
+                if isinstance(value, str) and value and not os.path.isabs(value):
+                    spec_conf[key] = str(root / value)
+        with tempfile.TemporaryDirectory() as tmp:
+            resolved = Path(tmp) / "config.yaml"
+            resolved.write_text(yaml.safe_dump(conf), encoding="utf-8")
+            try:
+                model, args = USETask.build_model_from_file(resolved, model_file, device)
+            except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as e:
+                raise ValueError(f"{model_file}: cannot load the model weights ({e})") from e
+        return cls(model, fs=getattr(args, "sample_rate", 8000), device=device)
+
+    @classmethod
+    def from_exp(
+        cls, exp_dir: Union[str, Path], model_file: Optional[str] = None, device: str = "cpu",
+        overrides: Optional[Dict[str, Dict]] = None,
+    ) -> "USE":
+        """Build from a training directory (``exp/<name>``): its config.yaml and the
+        first of valid.loss.ave.pth / valid.loss.best.pth / latest.pth (or
+        ``model_file``). Paths in the config are relative to the recipe folder, two
+        levels above ``exp/<name>``."""
+        exp_dir = Path(exp_dir)
+        if model_file is None:
+            found = [exp_dir / n for n in MODEL_FILE_PREFERENCE if (exp_dir / n).is_file()]
+            if not found:
+                raise FileNotFoundError(
+                    f"{exp_dir}: no model file (looked for {', '.join(MODEL_FILE_PREFERENCE)})"
+                )
+            model_path = found[0]
+        else:
+            model_path = exp_dir / model_file
+        return cls.from_files(exp_dir / "config.yaml", model_path, device,
+                              root=exp_dir.resolve().parent.parent, overrides=overrides)
+
+    @classmethod
+    def from_packed(
+        cls, path: Union[str, Path], device: str = "cpu",
+        overrides: Optional[Dict[str, Dict]] = None,
+        cache_dir: Optional[Union[str, Path]] = None,
+    ) -> "USE":
+        """Build from a packed model (``use_pack``'s zip file).
+
+        Frozen pretrained cue encoders (HF text model, timm weights) are not inside
+        the pack; their recorded paths are used unless ``overrides`` gives others.
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no such packed model")
+        try:
+            with zipfile.ZipFile(path) as zf:
+                names = set(zf.namelist())
+                missing = {PACK_META, PACK_CONFIG, PACK_MODEL} - names
+                if missing:
+                    raise ValueError(f"{path}: not a USE packed model (lacks {sorted(missing)})")
+                bad = zf.testzip()
+                if bad is not None:
+                    raise ValueError(f"{path}: corrupted packed model ({bad} fails its CRC check)")
+                target = Path(cache_dir) if cache_dir else Path(tempfile.mkdtemp(prefix="use_model_"))
+                zf.extractall(target)
+        except zipfile.BadZipFile as e:
+            raise ValueError(f"{path}: not a USE packed model (not a zip file: {e})") from None
+        meta = json.loads((target / PACK_META).read_text())
+        use = cls.from_files(target / PACK_CONFIG, target / PACK_MODEL, device, root=target,
+                             overrides=overrides)
+        use.meta = meta
+        return use
+
+    # ------------------------------------------------------------------ helpers
+    def _tensor(self, wav: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(wav).to(self.device)[None]
+
+    def _labels(self) -> Optional[List[str]]:
+        net = self.model.cue_network
+        if net is None or "label" not in net.encoders:
+            return None
+        return list(net.encoders["label"].labels)
+
+    def _chunking(self, num_samples: int, chunk_seconds: Optional[float],
+                  overlap_seconds: Optional[float]) -> Tuple[int, int]:
+        if chunk_seconds is None or chunk_seconds * self.fs >= num_samples:
+            return num_samples, 0
+        chunk = int(chunk_seconds * self.fs)
+        overlap = int((overlap_seconds if overlap_seconds is not None else chunk_seconds / 4) * self.fs)
+        if not 0 <= overlap < chunk:
+            raise ValueError(f"overlap ({overlap_seconds} s) must be shorter than the chunk ({chunk_seconds} s)")
+        return chunk, overlap
+
+    # --------------------------------------------------------------- separation
+    @torch.no_grad()
+    def separate(
+        self,
+        audio: AudioLike,
+        fs: Optional[int] = None,
+        num_sources: Optional[int] = None,
+        chunk_seconds: Optional[float] = 10.0,
+        overlap_seconds: Optional[float] = None,
+    ) -> SeparationResult:
+        """Separate a recording; the model counts the sources unless ``num_sources``."""
+        wav = prepare_audio(audio, fs, self.fs)
+        if np.sqrt(np.mean(wav.astype(np.float64) ** 2)) <= SILENCE_RMS:
+            return SeparationResult(np.zeros((0, len(wav)), np.float32), self.fs)
+        labels = self._labels()
+        chunk, overlap = self._chunking(len(wav), chunk_seconds, overlap_seconds)
+        starts = chunk_starts(len(wav), chunk, overlap)
+        tracker = _SourceTracker(len(wav), overlap)
+        for i, start in enumerate(starts):
+            piece = wav[start : start + chunk]
+            if np.sqrt(np.mean(piece.astype(np.float64) ** 2)) <= SILENCE_RMS:
+                continue
+            out = self.model.separate(self._tensor(piece), num_src=num_sources,
+                                      name_sources=labels is not None)
+            n = int(out["counts"][0])
+            est = out["sources"][0, :n].cpu().numpy()
+            att = out["attractors"][0, :n].cpu().numpy()
+            probs = out["existence_prob"][0, :n].cpu().numpy()
+            scores = out["label_scores"][0, :n].cpu().numpy() if labels is not None else None
+            # Neighbouring chunks overlap by exactly `overlap` except the last one,
+            # which is aligned to the end; its fade covers its real overlap.
+            fade_in = 0 if i == 0 else starts[i - 1] + chunk - start
+            fade_out = 0 if i == len(starts) - 1 else overlap
+            tracker.add(start, est, att, probs, scores, crossfade(len(piece), fade_in, fade_out))
+        names, name_scores = [], []
+        for g in range(len(tracker.outputs)):
+            if labels is None or not tracker.label_scores[g]:
+                names.append("unknown")
+                name_scores.append(float("nan"))
+                continue
+            mean = np.mean(tracker.label_scores[g], axis=0)
+            best = int(mean.argmax())
+            names.append(labels[best] if mean[best] >= self.name_threshold else "unknown")
+            name_scores.append(float(mean[best]))
+        sources = np.stack(tracker.outputs) if tracker.outputs else np.zeros((0, len(wav)), np.float32)
+        probs = [float(np.mean(p)) for p in tracker.probs]
+        return SeparationResult(sources, self.fs, probs, names, name_scores)
+
+    # --------------------------------------------------------------- extraction
+    def cue_inputs(
+        self,
+        text: Optional[str] = None,
+        label: Optional[str] = None,
+        image: Optional[Union[str, os.PathLike]] = None,
+        video: Optional[Union[str, os.PathLike]] = None,
+        example: Optional[AudioLike] = None,
+        example_fs: Optional[int] = None,
+    ) -> Dict[str, Tuple[torch.Tensor, torch.Tensor]]:
+        """Raw cues -> the model's cue inputs (frozen encoders run here, on the fly)."""
+        net = self.model.cue_network
+        if net is None:
+            raise ValueError("this model has no cue network: it was trained for separation only")
+        given = {"text": text, "label": label, "video": video if video is not None else image}
+        if video is not None and image is not None:
+            raise ValueError("give either image= or video=, not both: both are the video cue")
+        inputs = {}
+        for modality, raw in given.items():
+            if raw is None:
+                continue
+            if modality not in net.encoders:
+                raise ValueError(
+                    f"this model has no {modality} cue encoder; its cues are {net.modalities}"
+                )
+            x = net.encoders[modality].extract(str(raw))
+            if x.shape[0] == 0:
+                raise ValueError(f"the {modality} cue {raw!r} is empty")
+            x = torch.from_numpy(x).to(self.device)[None]
+            inputs[modality] = (x, torch.tensor([x.size(1)], device=self.device))
+        if example is not None:
+            if "example" not in net.modalities:
+                raise ValueError(f"this model takes no audio example; its cues are {net.modalities}")
+            ex = prepare_audio(example, example_fs, self.fs, name=None)
+            inputs["example"] = (self._tensor(ex), torch.tensor([len(ex)], device=self.device))
+        if not inputs:
+            raise ValueError(f"give at least one cue: {net.modalities} (image= for a picture)")
+        return inputs
+
+    @torch.no_grad()
+    def extract(
+        self,
+        audio: AudioLike,
+        fs: Optional[int] = None,
+        text: Optional[str] = None,
+        label: Optional[str] = None,
+        image: Optional[Union[str, os.PathLike]] = None,
+        video: Optional[Union[str, os.PathLike]] = None,
+        example: Optional[AudioLike] = None,
+        example_fs: Optional[int] = None,
+        chunk_seconds: Optional[float] = 10.0,
+        overlap_seconds: Optional[float] = None,
+    ) -> ExtractionResult:
+        """Extract the sound the given cues describe (any subset of them)."""
+        inputs = self.cue_inputs(text, label, image, video, example, example_fs)
+        wav = prepare_audio(audio, fs, self.fs)
+        out = np.zeros(len(wav), dtype=np.float32)
+        chunk, overlap = self._chunking(len(wav), chunk_seconds, overlap_seconds)
+        starts = chunk_starts(len(wav), chunk, overlap)
+        for i, start in enumerate(starts):
+            piece = wav[start : start + chunk]
+            if np.sqrt(np.mean(piece.astype(np.float64) ** 2)) <= SILENCE_RMS:
+                continue
+            target = self.model.extract(self._tensor(piece), None, inputs)["target"][0].cpu().numpy()
+            fade_in = 0 if i == 0 else starts[i - 1] + chunk - start
+            fade_out = 0 if i == len(starts) - 1 else overlap
+            out[start : start + len(piece)] += crossfade(len(piece), fade_in, fade_out) * target
+        return ExtractionResult(out, self.fs)

@@ -1,0 +1,132 @@
+"""The mini_use recipe end to end at a tiny size: every stage, re-runs, a killed
+stage, and a corrupted data directory stopped by validation."""
+import hashlib
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import soundfile as sf
+
+pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parents[1]
+RECIPE = REPO / "egs2" / "mini_use" / "use1"
+TEMPLATE = REPO / "egs2" / "TEMPLATE" / "use1"
+TINY_CORPUS = ("--num_train 16 --num_valid 6 --num_test_ss 6 --num_test_tse 6 "
+               "--num_pool_train 2 --num_pool_valid 1 --num_pool_test 1")
+TINY = ["--stage1_config", "conf/tuning/train_use_s_tiny_stage1.yaml",
+        "--stage2_config", "conf/tuning/train_use_s_tiny_stage2.yaml",
+        "--local_data_opts", TINY_CORPUS, "--num_plots", "1"]
+FINAL = "exp/train_use_s_tiny_stage2"
+
+
+def run(recipe: Path, *args: str, check: bool = True, timeout: int = 900) -> subprocess.CompletedProcess:
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    res = subprocess.run(["./run.sh", *TINY, *args], cwd=recipe, capture_output=True, text=True,
+                         env=env, timeout=timeout)
+    if check:
+        assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-4000:]
+    return res
+
+
+def digest(paths) -> dict:
+    return {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in paths}
+
+
+def decode_files(recipe: Path) -> dict:
+    out = recipe / FINAL / "decode_test_ss"
+    files = sorted(p for p in out.glob("*/*") if p.is_file() and p.suffix != ".png")
+    files += sorted((out / "ss" / "wavs").iterdir()) if (out / "ss" / "wavs").is_dir() else []
+    files += sorted(p for p in out.glob("logs/out.*/*/wavs/*.wav"))
+    return digest(files)
+
+
+@pytest.fixture(scope="module")
+def recipe(tmp_path_factory):
+    """A copy of the recipe folder (links to the real scripts) run once, stages 1-8."""
+    root = tmp_path_factory.mktemp("mini_use") / "egs2" / "mini_use" / "use1"
+    root.mkdir(parents=True)
+    for name in ("use.sh", "utils", "cmd.sh", "path.sh"):
+        (root / name).symlink_to(TEMPLATE / name)
+    for name in ("local", "conf", "run.sh"):
+        (root / name).symlink_to(RECIPE / name)
+    start = time.time()
+    run(root)
+    return root, time.time() - start
+
+
+def test_every_stage_runs_and_writes_results_and_a_packed_model(recipe):
+    root, seconds = recipe
+    times = (root / "exp" / "stage_times.txt").read_text()
+    for n in range(1, 9):
+        assert f"stage {n} " in times, times
+    results = (root / "RESULTS.md").read_text()
+    assert "SI-SNRi" in results and "label+text+video" in results
+    decode = root / FINAL / "decode_test_ss"
+    for task in ("ss", "ss_oracle"):
+        scp = (decode / task / "spk1.scp").read_text().splitlines()
+        assert len(scp) == 6
+        wav, fs = sf.read(scp[0].split(maxsplit=1)[1])
+        assert fs == 8000 and wav.ndim == 1 and len(wav) > 8000
+        assert list((decode / task / "plots").glob("*.png"))
+    oracle_counts = (decode / "ss_oracle" / "utt2num_src").read_text()
+    assert oracle_counts == (root / "data" / "test_ss" / "utt2num_src").read_text()
+    tse = root / FINAL / "decode_test_tse"
+    for combo in ("label", "text", "video", "label_text", "label_video", "text_video", "label_text_video"):
+        assert len((tse / f"tse_{combo}" / "spk1.scp").read_text().splitlines()) == 6
+    from espnet2_use import USE
+
+    use = USE.from_packed(root / FINAL / "use_model.zip")
+    mixture = (root / "data" / "test_ss" / "wav.scp").read_text().split()[1]
+    result = use.separate(root / mixture)
+    assert result.sources.shape[1] == sf.info(str(root / mixture)).frames
+    print(f"tiny recipe, stages 1-8: {seconds:.0f} s")
+
+
+def test_rerunning_finished_stages_does_nothing(recipe):
+    root, _ = recipe
+    watched = [root / "dump/raw/train/.done", root / "exp/train_use_s_tiny_stage1/1epoch.pth",
+               root / FINAL / "1epoch.pth", root / FINAL / "decode_test_ss/ss/spk1.scp",
+               root / "dump/raw/test_tse/text_emb_spk1.scp"]
+    before = {p: p.stat().st_mtime_ns for p in watched}
+    res = run(root, "--stage", "1", "--stop_stage", "6")
+    assert {p: p.stat().st_mtime_ns for p in watched} == before
+    for what in ("statistics are done", "training is done", "decoding of test_ss is done"):
+        assert what in res.stderr
+
+
+def test_a_killed_decoding_stage_rerun_gives_the_same_outputs(recipe):
+    root, _ = recipe
+    reference = decode_files(root)
+    decode_dir = root / FINAL / "decode_test_ss"
+    subprocess.run(["rm", "-rf", str(decode_dir)], check=True)
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.Popen(["./run.sh", *TINY, "--stage", "6", "--stop_stage", "6"], cwd=root,
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and not list(decode_dir.glob("logs/out.*/ss*/wavs/*.wav")):
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (decode_dir / ".done").exists()
+    run(root, "--stage", "6", "--stop_stage", "6")
+    assert decode_files(root) == reference
+
+
+def test_corrupted_data_dir_stops_at_validation_naming_file_and_line(recipe):
+    root, _ = recipe
+    counts = root / "data" / "valid" / "utt2num_src"
+    original = counts.read_text()
+    lines = original.splitlines()
+    utt, n = lines[1].split()
+    lines[1] = f"{utt} {3 if n != '3' else 1}"
+    counts.write_text("\n".join(lines) + "\n")
+    try:
+        res = run(root, "--stage", "1", "--stop_stage", "1", check=False)
+    finally:
+        counts.write_text(original)
+    assert res.returncode != 0
+    assert "data/valid" in res.stderr and "line 2" in res.stderr and utt in res.stderr
