@@ -103,12 +103,23 @@ def prepare_audio(
 
 
 def chunk_starts(num_samples: int, chunk: int, overlap: int) -> List[int]:
-    """Start of every chunk; the last one ends at the end of the audio."""
+    """Start of every chunk: a hop of ``chunk - overlap``; the last chunk ends at the
+    end of the audio and is shorter when it must be (always longer than ``overlap``),
+    so that every sample lies in at most two chunks."""
     if num_samples <= chunk:
         return [0]
-    hop = chunk - overlap
-    starts = list(range(0, num_samples - chunk, hop))
-    return starts + [num_samples - chunk]
+    return list(range(0, num_samples - overlap, chunk - overlap))
+
+
+def chunk_windows(starts: List[int], chunk: int, num_samples: int) -> List[np.ndarray]:
+    """Crossfade window of every chunk (its length: min(chunk, what is left))."""
+    windows = []
+    for i, start in enumerate(starts):
+        length = min(chunk, num_samples - start)
+        fade_in = 0 if i == 0 else starts[i - 1] + chunk - start
+        fade_out = 0 if i == len(starts) - 1 else start + length - starts[i + 1]
+        windows.append(crossfade(length, fade_in, fade_out))
+    return windows
 
 
 def crossfade(length: int, fade_in: int, fade_out: int) -> np.ndarray:
@@ -159,25 +170,31 @@ class _SourceTracker:
     output buffer per source; only those buffers grow with the file.
     """
 
-    def __init__(self, num_samples: int, overlap: int, new_source_score: float = 0.5):
+    def __init__(self, num_samples: int, new_source_score: float = 0.5):
         self.num_samples = num_samples
-        self.overlap = overlap
         self.new_source_score = new_source_score
         self.attractors: List[np.ndarray] = []
-        self.tails: List[Optional[np.ndarray]] = []  # last chunk's overlap samples
+        # Each source's estimate in the previous chunk (None if absent there): its
+        # samples that overlap the next chunk are compared with that chunk's.
+        self.previous: List[Optional[np.ndarray]] = []
+        self.previous_start = 0
         self.outputs: List[np.ndarray] = []
         self.probs: List[List[float]] = []
         self.label_scores: List[List[np.ndarray]] = []
 
-    def _score(self, att: np.ndarray, head: np.ndarray) -> np.ndarray:
+    def _score(self, att: np.ndarray, est: np.ndarray, start: int) -> np.ndarray:
         scores = np.zeros((len(att), len(self.attractors)), dtype=np.float64)
-        for g, (a_g, tail) in enumerate(zip(self.attractors, self.tails)):
+        for g, (a_g, prev) in enumerate(zip(self.attractors, self.previous)):
             scores[:, g] = att @ a_g / (np.linalg.norm(att, axis=1) * np.linalg.norm(a_g) + 1e-8)
-            if tail is not None and head.shape[1] == tail.shape[0] and head.shape[1] > 0:
-                h = head - head.mean(1, keepdims=True)
-                t = tail - tail.mean()
-                corr = h @ t / (np.linalg.norm(h, axis=1) * np.linalg.norm(t) + 1e-8)
-                scores[:, g] += corr
+            if prev is None:
+                continue
+            tail = prev[start - self.previous_start :]  # the samples both chunks cover
+            if len(tail) == 0:
+                continue
+            head = est[:, : len(tail)]
+            h = head - head.mean(1, keepdims=True)
+            t = tail - tail.mean()
+            scores[:, g] += h @ t / (np.linalg.norm(h, axis=1) * np.linalg.norm(t) + 1e-8)
         return scores
 
     def add(
@@ -191,21 +208,20 @@ class _SourceTracker:
     ) -> None:
         """Add chunk estimates [S, L] (attractors [S, D]) that start at ``start``."""
         length = est.shape[1]
-        head = est[:, : self.overlap] if start > 0 else est[:, :0]
         owner = [-1] * len(est)
         if self.attractors and len(est):
-            scores = self._score(att, head)
+            scores = self._score(att, est, start)
             rows, cols = linear_sum_assignment(-scores)
             for s, g in zip(rows, cols):
                 if scores[s, g] >= self.new_source_score:
                     owner[s] = int(g)
-        active = set()
+        current: List[Optional[np.ndarray]] = [None] * len(self.attractors)
         for s in range(len(est)):
             g = owner[s]
             if g < 0:
                 g = len(self.attractors)
                 self.attractors.append(att[s].copy())
-                self.tails.append(None)
+                current.append(None)
                 self.outputs.append(np.zeros(self.num_samples, dtype=np.float32))
                 self.probs.append([])
                 self.label_scores.append([])
@@ -217,11 +233,9 @@ class _SourceTracker:
             self.probs[g].append(float(probs[s]))
             if label_scores is not None:
                 self.label_scores[g].append(label_scores[s])
-            self.tails[g] = est[s, length - self.overlap :] if self.overlap else None
-            active.add(g)
-        for g in range(len(self.tails)):
-            if g not in active:
-                self.tails[g] = None
+            current[g] = est[s]
+        self.previous = current
+        self.previous_start = start
 
 
 # -------------------------------------------------------------------------- the API
@@ -380,8 +394,9 @@ class USE:
         labels = self._labels()
         chunk, overlap = self._chunking(len(wav), chunk_seconds, overlap_seconds)
         starts = chunk_starts(len(wav), chunk, overlap)
-        tracker = _SourceTracker(len(wav), overlap)
-        for i, start in enumerate(starts):
+        windows = chunk_windows(starts, chunk, len(wav))
+        tracker = _SourceTracker(len(wav))
+        for start, window in zip(starts, windows):
             piece = wav[start : start + chunk]
             if np.sqrt(np.mean(piece.astype(np.float64) ** 2)) <= SILENCE_RMS:
                 continue
@@ -392,11 +407,7 @@ class USE:
             att = out["attractors"][0, :n].cpu().numpy()
             probs = out["existence_prob"][0, :n].cpu().numpy()
             scores = out["label_scores"][0, :n].cpu().numpy() if labels is not None else None
-            # Neighbouring chunks overlap by exactly `overlap` except the last one,
-            # which is aligned to the end; its fade covers its real overlap.
-            fade_in = 0 if i == 0 else starts[i - 1] + chunk - start
-            fade_out = 0 if i == len(starts) - 1 else overlap
-            tracker.add(start, est, att, probs, scores, crossfade(len(piece), fade_in, fade_out))
+            tracker.add(start, est, att, probs, scores, window)
         names, name_scores = [], []
         for g in range(len(tracker.outputs)):
             if labels is None or not tracker.label_scores[g]:
@@ -470,12 +481,10 @@ class USE:
         out = np.zeros(len(wav), dtype=np.float32)
         chunk, overlap = self._chunking(len(wav), chunk_seconds, overlap_seconds)
         starts = chunk_starts(len(wav), chunk, overlap)
-        for i, start in enumerate(starts):
+        for start, window in zip(starts, chunk_windows(starts, chunk, len(wav))):
             piece = wav[start : start + chunk]
             if np.sqrt(np.mean(piece.astype(np.float64) ** 2)) <= SILENCE_RMS:
                 continue
             target = self.model.extract(self._tensor(piece), None, inputs)["target"][0].cpu().numpy()
-            fade_in = 0 if i == 0 else starts[i - 1] + chunk - start
-            fade_out = 0 if i == len(starts) - 1 else overlap
-            out[start : start + len(piece)] += crossfade(len(piece), fade_in, fade_out) * target
+            out[start : start + len(piece)] += window * target
         return ExtractionResult(out, self.fs)

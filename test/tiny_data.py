@@ -46,7 +46,8 @@ def write_set(
     keys = [f"spk{k}.scp" for k in range(1, max_num_src + 1)]
     if cues:
         for k in range(1, max_num_src + 1):
-            keys += [f"label_spk{k}", f"text_spk{k}", f"enroll_spk{k}.scp"]
+            keys += [f"label_spk{k}", f"text_spk{k}", f"enroll_spk{k}.scp", f"video_spk{k}.scp"]
+        pictures = {label: draw_picture(d / "img" / f"{label}.png", i) for i, label in enumerate(LABELS)}
     files.update({key: [] for key in keys})
     num_samples = int(seconds * fs)
     for i, n in enumerate(counts):
@@ -66,10 +67,11 @@ def write_set(
                     files[f"label_spk{k}"].append(f"{utt} {labels[k - 1]}")
                     files[f"text_spk{k}"].append(f"{utt} {CAPTIONS[labels[k - 1]]}")
                     files[f"enroll_spk{k}.scp"].append(f"{utt} {example}")
+                    files[f"video_spk{k}.scp"].append(f"{utt} {pictures[labels[k - 1]]}")
             else:
                 files[f"spk{k}.scp"].append(f"{utt} {silence}")
                 if cues:
-                    for key in (f"label_spk{k}", f"text_spk{k}", f"enroll_spk{k}.scp"):
+                    for key in (f"label_spk{k}", f"text_spk{k}", f"enroll_spk{k}.scp", f"video_spk{k}.scp"):
                         files[key].append(utt)
         mix = d / "wav" / f"{utt}_mix.wav"
         sf.write(mix, np.sum(sources, axis=0), fs, subtype="FLOAT")
@@ -78,6 +80,22 @@ def write_set(
     for key, lines in files.items():
         (d / key).write_text("".join(line + "\n" for line in sorted(lines)))
     return d
+
+
+def draw_picture(path: Path, index: int) -> Path:
+    """A picture per class: a coloured shape on a plain background."""
+    from PIL import Image, ImageDraw
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    colours = [(220, 40, 40), (40, 180, 60), (50, 80, 220)]
+    img = Image.new("RGB", (64, 64), (240, 240, 230))
+    draw = ImageDraw.Draw(img)
+    box = (12, 12, 52, 52)
+    [draw.ellipse, draw.rectangle, draw.polygon][index % 3](
+        box if index % 3 < 2 else [(32, 8), (56, 56), (8, 56)], fill=colours[index % 3]
+    )
+    img.save(path)
+    return path
 
 
 def write_labels(path: Path) -> Path:

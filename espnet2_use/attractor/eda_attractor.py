@@ -22,6 +22,7 @@ class EDAAttractor(AbsAttractor):
 
     Args:
         input_dim: size D of the frame embeddings, which is also the attractor size.
+        hidden_dim: LSTM size (default D); a larger one is projected back to D.
         num_layers: LSTM layers of encoder and decoder.
         dropout: dropout on the attractors (and between LSTM layers).
         shuffle_frames: shuffle each utterance's valid frames in training (EEND-EDA).
@@ -36,6 +37,7 @@ class EDAAttractor(AbsAttractor):
     def __init__(
         self,
         input_dim: int,
+        hidden_dim: Optional[int] = None,
         num_layers: int = 1,
         dropout: float = 0.0,
         shuffle_frames: bool = True,
@@ -45,12 +47,17 @@ class EDAAttractor(AbsAttractor):
         if not 0.0 < threshold < 1.0:
             raise ValueError(f"threshold must lie in (0, 1), got {threshold}")
         self.input_dim = input_dim
+        hidden_dim = hidden_dim or input_dim
         self.rnn = RnnAttractor(
             encoder_output_size=input_dim,
             layer=num_layers,
-            unit=input_dim,
+            unit=hidden_dim,
             dropout=dropout,
             attractor_grad=True,
+        )
+        # Attractors live in the shared space of size D.
+        self.proj = (
+            torch.nn.Identity() if hidden_dim == input_dim else torch.nn.Linear(hidden_dim, input_dim)
         )
         self.shuffle_frames = shuffle_frames
         self.threshold = threshold
@@ -83,7 +90,7 @@ class EDAAttractor(AbsAttractor):
             emb = self._shuffle(emb, emb_lens)
         zeros = emb.new_zeros(emb.size(0), num_attractors, self.input_dim)
         attractors, logits = self.rnn(emb, emb_lens, zeros)
-        return attractors, logits.squeeze(-1)
+        return self.proj(attractors), logits.squeeze(-1)
 
     def count(self, logits: torch.Tensor, max_num_src: Optional[int] = None) -> torch.Tensor:
         """Number of attractors before the first probability below the threshold.
