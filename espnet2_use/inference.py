@@ -17,54 +17,38 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple, Union
 
 import numpy as np
-import soundfile as sf
 import torch
 import yaml
 from scipy.optimize import linear_sum_assignment
 
 from espnet2_use.espnet_model import USEModel
 from espnet2_use.tasks.use import USETask
+from espnet2_use.utils.audio import read_audio, resample
 
 AudioLike = Union[str, os.PathLike, np.ndarray, torch.Tensor]
 PACK_META = "meta.json"
 PACK_CONFIG = "config.yaml"
 PACK_MODEL = "model.pth"
 SILENCE_RMS = 1e-8  # FUSS's rule: quieter than this is no source at all
+
+
+def rms(x: np.ndarray) -> float:
+    """RMS without a float64 copy of the signal (long recordings stay in memory once)."""
+    return float(np.linalg.norm(x)) / np.sqrt(max(len(x), 1))
 MODEL_FILE_PREFERENCE = ("valid.loss.ave.pth", "valid.loss.best.pth", "latest.pth")
 
 
+def recipe_root(exp_dir: Union[str, Path]) -> Path:
+    """The recipe folder an ``exp/...`` directory belongs to: the nearest folder above
+    it with a run.sh and a path.sh (paths in a training config are relative to it);
+    the current folder when there is none."""
+    for parent in Path(exp_dir).resolve().parents:
+        if (parent / "run.sh").exists() and (parent / "path.sh").exists():
+            return parent
+    return Path.cwd()
+
+
 # --------------------------------------------------------------------------- audio
-def read_audio(path: Union[str, os.PathLike]) -> Tuple[np.ndarray, int]:
-    """Read an audio file as float32 [T, C] and its rate (soundfile, else PyAV)."""
-    path = str(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path}: no such audio file")
-    try:
-        wav, fs = sf.read(path, dtype="float32", always_2d=True)
-        return wav, int(fs)
-    except (RuntimeError, sf.LibsndfileError):
-        pass
-    import av  # containers soundfile cannot read (mp3, m4a, mp4, ...)
-
-    try:
-        with av.open(path) as container:
-            if not container.streams.audio:
-                raise ValueError(f"{path}: has no audio stream; expected an audio file")
-            stream = container.streams.audio[0]
-            frames = [f.to_ndarray() for f in container.decode(stream)]
-            fs = stream.rate
-    except (av.error.FFmpegError, UnicodeDecodeError) as e:
-        raise ValueError(
-            f"{path}: not an audio file that soundfile or PyAV can decode ({e})"
-        ) from None
-    if not frames:
-        raise ValueError(f"{path}: the audio stream holds no samples")
-    wav = np.concatenate([f if f.ndim == 2 else f[None] for f in frames], axis=1)
-    if wav.dtype.kind in "iu":
-        wav = wav / float(np.iinfo(wav.dtype).max)
-    return wav.T.astype(np.float32), int(fs)
-
-
 def prepare_audio(
     audio: AudioLike, fs: Optional[int], target_fs: int, name: Optional[str] = None
 ) -> np.ndarray:
@@ -93,12 +77,10 @@ def prepare_audio(
         raise ValueError(f"{name}: unsupported sample rate {fs!r}; expected an integer >= 1000 Hz")
     if wav.shape[1] > 1:
         warnings.warn(f"{name}: {wav.shape[1]} channels downmixed to mono", stacklevel=3)
-    wav = wav.mean(axis=1)
+    wav = wav[:, 0] if wav.shape[1] == 1 else wav.mean(axis=1)
     if fs != target_fs:
-        import torchaudio
-
         logging.info("%s: resampling %d Hz -> %d Hz", name, fs, target_fs)
-        wav = torchaudio.functional.resample(torch.from_numpy(wav), int(fs), target_fs).numpy()
+        wav = resample(wav, int(fs), target_fs)
     return np.ascontiguousarray(wav, dtype=np.float32)
 
 
@@ -309,8 +291,8 @@ class USE:
     ) -> "USE":
         """Build from a training directory (``exp/<name>``): its config.yaml and the
         first of valid.loss.ave.pth / valid.loss.best.pth / latest.pth (or
-        ``model_file``). Paths in the config are relative to the recipe folder, two
-        levels above ``exp/<name>``."""
+        ``model_file``). Paths in the config are relative to the recipe folder
+        (``recipe_root``)."""
         exp_dir = Path(exp_dir)
         if model_file is None:
             found = [exp_dir / n for n in MODEL_FILE_PREFERENCE if (exp_dir / n).is_file()]
@@ -322,7 +304,7 @@ class USE:
         else:
             model_path = exp_dir / model_file
         return cls.from_files(exp_dir / "config.yaml", model_path, device,
-                              root=exp_dir.resolve().parent.parent, overrides=overrides)
+                              root=recipe_root(exp_dir), overrides=overrides)
 
     @classmethod
     def from_packed(
@@ -389,7 +371,7 @@ class USE:
     ) -> SeparationResult:
         """Separate a recording; the model counts the sources unless ``num_sources``."""
         wav = prepare_audio(audio, fs, self.fs)
-        if np.sqrt(np.mean(wav.astype(np.float64) ** 2)) <= SILENCE_RMS:
+        if rms(wav) <= SILENCE_RMS:
             return SeparationResult(np.zeros((0, len(wav)), np.float32), self.fs)
         labels = self._labels()
         chunk, overlap = self._chunking(len(wav), chunk_seconds, overlap_seconds)
@@ -398,7 +380,7 @@ class USE:
         tracker = _SourceTracker(len(wav))
         for start, window in zip(starts, windows):
             piece = wav[start : start + chunk]
-            if np.sqrt(np.mean(piece.astype(np.float64) ** 2)) <= SILENCE_RMS:
+            if rms(piece) <= SILENCE_RMS:
                 continue
             out = self.model.separate(self._tensor(piece), num_src=num_sources,
                                       name_sources=labels is not None)
@@ -483,7 +465,7 @@ class USE:
         starts = chunk_starts(len(wav), chunk, overlap)
         for start, window in zip(starts, chunk_windows(starts, chunk, len(wav))):
             piece = wav[start : start + chunk]
-            if np.sqrt(np.mean(piece.astype(np.float64) ** 2)) <= SILENCE_RMS:
+            if rms(piece) <= SILENCE_RMS:
                 continue
             target = self.model.extract(self._tensor(piece), None, inputs)["target"][0].cpu().numpy()
             out[start : start + len(piece)] += window * target

@@ -46,11 +46,9 @@ from kaldiio.matio import write_array
 from tqdm import tqdm
 
 from espnet2_use.cue import AbsCueEncoder, build_cue_encoder, cue_encoder_choices
-from espnet2_use.cue.cue_files import (
-    CUE_EMB_PATTERN,
-    find_cue_files,
-    read_kaldi_text,
-)
+from espnet2_use.cue.cue_files import CUE_EMB_PATTERN, find_cue_files
+from espnet2_use.utils.data_dir import read_kaldi_text
+from espnet2_use.utils.fileio import atomic_write_text
 
 DONE_MARKER = ".use_extract_cues.done"
 MARKER_VERSION = 1
@@ -114,13 +112,6 @@ def _sha256(path: str) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
-
-
-def _write_atomic_text(path: str, text: str) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 def _utterances(
@@ -237,7 +228,7 @@ def extract_cues(
             if os.path.exists(tmp):
                 os.remove(tmp)
         raise
-    _write_atomic_text(
+    atomic_write_text(
         marker, json.dumps({"key": key, "config": config, "outputs": outputs}, indent=1)
     )
     return outputs
@@ -362,9 +353,9 @@ def merge_cue_outputs(
                 f"missing, e.g. {lost[:3]}"
             )
         out = os.path.join(out_dir, name)
-        _write_atomic_text(out, "".join(f"{u} {entries[u]}\n" for u in sorted(entries)))
+        atomic_write_text(out, "".join(f"{u} {entries[u]}\n" for u in sorted(entries)))
         outputs.append(out)
-    _write_atomic_text(
+    atomic_write_text(
         os.path.join(out_dir, DONE_MARKER),
         json.dumps({"merged_from": list(split_dirs), "outputs": outputs}, indent=1),
     )

@@ -28,6 +28,7 @@ import numpy as np
 import soundfile as sf
 from tqdm import tqdm
 
+from espnet2_use.utils.audio import load_mono
 from espnet2_use.utils.data_dir import parse_sample_rate, read_kaldi_text, write_kaldi_text
 
 AUDIO_LIST = re.compile(r"^(wav|spk\d+|enroll_spk\d+)\.scp$")
@@ -50,13 +51,7 @@ def _convert(src: str, dst: Path, fs: int) -> str:
         raise ValueError(f"{src}: cannot read audio ({e})") from None
     if info.samplerate == fs and info.channels == 1:
         return src
-    wav, rate = sf.read(src, dtype="float32", always_2d=True)
-    wav = wav.mean(axis=1)
-    if rate != fs:
-        import torch
-        import torchaudio
-
-        wav = torchaudio.functional.resample(torch.from_numpy(wav), rate, fs).numpy()
+    wav = load_mono(src, fs)
     dst.parent.mkdir(parents=True, exist_ok=True)
     sf.write(dst, np.asarray(wav, dtype=np.float32), fs, subtype="FLOAT")
     return str(dst)

@@ -21,7 +21,13 @@ from typing import Optional, Sequence
 
 import yaml
 
-from espnet2_use.inference import MODEL_FILE_PREFERENCE, PACK_CONFIG, PACK_META, PACK_MODEL
+from espnet2_use.inference import (
+    MODEL_FILE_PREFERENCE,
+    PACK_CONFIG,
+    PACK_META,
+    PACK_MODEL,
+    recipe_root,
+)
 from espnet2_use.utils.fileio import atomic_write
 from espnet2_use.version import __version__
 
@@ -32,7 +38,7 @@ EXTERNAL_FILES = ("model_path", "weights")  # recorded: pretrained encoders
 def pack(exp_dir: Path, out: Path, model_file: Optional[str] = None, root: Optional[Path] = None) -> Path:
     """Write the packed model ``out`` (whole or not at all) and return it."""
     exp_dir = Path(exp_dir)
-    root = Path(root) if root is not None else exp_dir.resolve().parent.parent
+    root = Path(root) if root is not None else recipe_root(exp_dir)
     config_path = exp_dir / "config.yaml"
     if not config_path.is_file():
         raise FileNotFoundError(f"{config_path}: no training config")
@@ -98,7 +104,7 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model_file", default=None, help=f"default: first of {MODEL_FILE_PREFERENCE}")
     parser.add_argument("--out", required=True, type=Path)
     parser.add_argument("--root", default=None, type=Path,
-                        help="folder that relative paths in the config start from (default: the recipe, exp_dir/../..)")
+                        help="folder that relative paths in the config start from (default: the recipe folder above exp_dir)")
     return parser
 
 

@@ -24,7 +24,9 @@ import logging
 import os
 from typing import List, Optional, Sequence
 
-from espnet2_use.cue.cue_files import find_cue_files, read_kaldi_text
+from espnet2_use.cue.cue_files import find_cue_files
+from espnet2_use.utils.data_dir import read_kaldi_text
+from espnet2_use.utils.fileio import atomic_write_text
 
 DONE_MARKER = ".done"
 
@@ -139,10 +141,7 @@ def train_spm(
             f"{model}: {sp.GetPieceSize()} pieces instead of {vocab_size}: the "
             f"captions of {data_dir} support no more"
         )
-    tmp = marker + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump({"key": key, "options": options, "pieces": sp.GetPieceSize()}, f)
-    os.replace(tmp, marker)
+    atomic_write_text(marker, json.dumps({"key": key, "options": options, "pieces": sp.GetPieceSize()}))
     logging.info(f"trained {model} ({sp.GetPieceSize()} pieces) on {len(captions)} captions")
     return model
 

@@ -19,35 +19,6 @@ CUE_FILE_PATTERNS: Dict[str, str] = {
 CUE_EMB_PATTERN = "{modality}_emb_spk{k}"
 
 
-def read_kaldi_text(path: str) -> Dict[str, str]:
-    """Read ``<utt-id> <value>`` lines; the value is the rest of the line.
-
-    Args:
-        path: a Kaldi-style text file (``text_spk1``, ``video_spk1.scp``, ...).
-
-    Returns:
-        utt-id -> value (surrounding whitespace stripped; "" when the line
-        holds the utt-id alone), in file order.
-    """
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"cue file {path!r} does not exist")
-    out: Dict[str, str] = {}
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            line = line.rstrip("\r\n")
-            if not line.strip():
-                raise ValueError(
-                    f"{path}:{lineno}: empty line; expected '<utt-id> <value>' "
-                    "(an absent cue is the utt-id alone)"
-                )
-            parts = line.strip().split(maxsplit=1)
-            utt = parts[0]
-            if utt in out:
-                raise ValueError(f"{path}:{lineno}: utterance {utt!r} listed twice")
-            out[utt] = parts[1].strip() if len(parts) > 1 else ""
-    return out
-
-
 def find_cue_files(data_dir: str, modality: str) -> List[Tuple[int, str]]:
     """Find ``source index, path`` of a modality's cue files in a data dir.
 

@@ -1,6 +1,7 @@
 """Video / picture cue encoder over a frozen timm image model (cached)."""
 import os
 import re
+import sys
 from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
@@ -95,7 +96,9 @@ def load_timm_weights(model: torch.nn.Module, weights: str) -> None:
     ``weights_only=True``) or ``.safetensors``; unwraps ``{"state_dict": ...}``
     / ``{"model": ...}`` and a ``module.`` prefix; converts
     ``efficientnet_pytorch`` naming (see
-    :func:`convert_efficientnet_pytorch_state_dict`). When the model was built
+    :func:`convert_efficientnet_pytorch_state_dict`), and other layouts with the
+    architecture's own ``checkpoint_filter_fn`` of timm (as timm does for its
+    pretrained files; a no-op for timm-layout checkpoints). When the model was built
     with ``num_classes=0`` the checkpoint's classifier is dropped.
 
     Args:
@@ -130,6 +133,13 @@ def load_timm_weights(model: torch.nn.Module, weights: str) -> None:
     }
     if "_conv_stem.weight" in state:
         state = convert_efficientnet_pytorch_state_dict(state, model)
+    else:
+        # Checkpoints in an architecture's original layout (e.g. Microsoft's Swin
+        # releases) go through the converter timm itself applies to pretrained files.
+        module = sys.modules.get(type(model).__module__)
+        convert = getattr(module, "checkpoint_filter_fn", None)
+        if convert is not None:
+            state = convert(state, model)
 
     if getattr(model, "num_classes", None) == 0:
         # num_classes=0: the checkpoint's ImageNet head has no place to go.

@@ -104,7 +104,11 @@ class USEBBackbone(AbsUSEBackbone):
         self.pre_blocks = torch.nn.ModuleList(
             BandSplitRNNBlock(latent_dim, norm_type, causal) for _ in range(num_pre_blocks)
         )
-        self.to_emb = torch.nn.Linear(latent_dim, emb_dim)
+        # Normalised first: the residual stream grows, and the EDA's LSTM gates
+        # saturate on large inputs.
+        self.to_emb = torch.nn.Sequential(
+            torch.nn.LayerNorm(latent_dim), torch.nn.Linear(latent_dim, emb_dim)
+        )
         self.post_blocks = torch.nn.ModuleList(
             BandSplitRNNBlock(latent_dim, norm_type, causal) for _ in range(num_post_blocks)
         )

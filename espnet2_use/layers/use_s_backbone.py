@@ -78,7 +78,11 @@ class USESBackbone(AbsUSEBackbone):
         self.input_norm = torch.nn.LayerNorm(input_dim)
         self.bottleneck = torch.nn.Linear(input_dim, latent_dim)
         self.pre_blocks = blocks(num_pre_blocks)
-        self.to_emb = torch.nn.Linear(latent_dim, emb_dim)
+        # Normalised first: the residual stream grows, and the EDA's LSTM gates
+        # saturate on large inputs.
+        self.to_emb = torch.nn.Sequential(
+            torch.nn.LayerNorm(latent_dim), torch.nn.Linear(latent_dim, emb_dim)
+        )
         self.post_blocks = blocks(num_post_blocks)
         self.output = torch.nn.Sequential(
             torch.nn.PReLU(), torch.nn.Conv2d(latent_dim, latent_dim, 1)

@@ -14,7 +14,7 @@ from espnet2.train.collate_fn import CommonCollateFn
 from espnet2.train.trainer import Trainer
 from espnet2.utils.get_default_kwargs import get_default_kwargs
 from espnet2.utils.nested_dict_action import NestedDictAction
-from espnet2.utils.types import str2bool, str_or_none
+from espnet2.utils.types import int_or_none, str2bool, str_or_none
 from espnet2_use.cue.cue_network import USECueNetwork
 from espnet2_use.espnet_model import USEModel
 from espnet2_use.separator.use_separator import USESeparator
@@ -89,6 +89,13 @@ class USETask(AbsTask):
         group.add_argument(
             "--sample_rate", type=int, default=8000, help="Sampling rate of the data (Hz)."
         )
+        group.add_argument(
+            "--speech_segment",
+            type=int_or_none,
+            default=None,
+            help="Train on random crops of this many samples (sources silent in a crop "
+            "are dropped and the count recomputed); None: whole mixtures.",
+        )
         for class_choices in cls.class_choices_list:
             class_choices.add_arguments(group)
 
@@ -111,6 +118,7 @@ class USETask(AbsTask):
             train=train,
             cue_encoders=getattr(args, "cue_encoders", None) or {},
             sample_rate=getattr(args, "sample_rate", None),
+            segment=getattr(args, "speech_segment", None),
         )
 
     @classmethod

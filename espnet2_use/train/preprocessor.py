@@ -8,6 +8,9 @@ from espnet2.train.preprocessor import AbsPreprocessor
 from espnet2_use.cue import cue_encoder_choices
 
 _CUE_NAME = re.compile(r"^(?P<modality>[a-z]+)_spk(?P<k>\d+)$")
+# Every per-source entry: references, cues (raw or cached), audio examples.
+_SOURCE_NAME = re.compile(r"^(?P<prefix>speech_ref|enroll_ref|[a-z]+_spk|[a-z]+_emb_spk)(?P<k>\d+)$")
+_SILENCE_RMS = 1e-8
 # extract() of a non-cached encoder needs no trained weights; the projection size
 # of these throw-away instances is irrelevant.
 _EXTRACTOR_DIM = 64
@@ -20,10 +23,17 @@ class USEPreprocessor(AbsPreprocessor):
     the id of a label) are converted here, in the data loader, with the encoder's own
     ``extract``; cached features (``*_emb_spk{k}``) and audio pass through.
 
+    With ``segment`` (training only), a mixture longer than ``segment`` samples is
+    cropped at random with its references; the sources that are silent in the crop
+    (RMS <= 1e-8) are dropped and the rest renumbered 1..n', together with their
+    cues, and ``num_src`` becomes n', so the count stays true. Long recordings then
+    train in bounded memory.
+
     Args:
-        train: training mode (ESPnet's convention; nothing random happens here).
+        train: training mode.
         cue_encoders: the task's ``cue_encoders`` section.
         sample_rate: the task's sampling rate (for messages).
+        segment: crop length in samples (None: whole mixtures).
     """
 
     def __init__(
@@ -31,8 +41,12 @@ class USEPreprocessor(AbsPreprocessor):
         train: bool,
         cue_encoders: Optional[Dict[str, Dict]] = None,
         sample_rate: Optional[int] = None,
+        segment: Optional[int] = None,
     ):
         super().__init__(train)
+        if segment is not None and segment <= 0:
+            raise ValueError(f"--speech_segment must be a positive number of samples, got {segment}")
+        self.segment = segment
         self.extractors = {}
         for modality, spec in (cue_encoders or {}).items():
             cls = cue_encoder_choices.get(spec.get("type"))
@@ -66,4 +80,43 @@ class USEPreprocessor(AbsPreprocessor):
                         "mono audio (downmix multichannel files first)"
                     )
                 data[name] = value.astype(np.float32, copy=False)
+        if self.train and self.segment is not None:
+            data = self._crop(data)
         return data
+
+    def _crop(self, data: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+        """A random ``segment`` of the mixture and references, sources recounted."""
+        mix = data["speech_mix"]
+        if len(mix) <= self.segment:
+            return data
+        per_source: Dict[str, list] = {}  # prefix -> source indices present
+        for name in data:
+            match = _SOURCE_NAME.match(name)
+            if match:
+                per_source.setdefault(match["prefix"], []).append(int(match["k"]))
+        refs = sorted(per_source.get("speech_ref", []))
+        if "num_src" in data:
+            count = int(data["num_src"][0])
+        else:
+            count = sum(len(data[f"speech_ref{k}"]) > 0 for k in refs)
+        for _ in range(10):  # a crop in which every source is silent teaches nothing
+            start = np.random.randint(0, len(mix) - self.segment + 1)
+            window = slice(start, start + self.segment)
+            active = [k for k in range(1, count + 1) if _rms(data[f"speech_ref{k}"][window]) > _SILENCE_RMS]
+            if active:
+                break
+        out = {name: value for name, value in data.items() if not _SOURCE_NAME.match(name)}
+        for prefix, ks in per_source.items():
+            for new_k in ks:
+                old = data[f"{prefix}{active[new_k - 1]}"] if new_k <= len(active) else None
+                if old is None:  # beyond the new count: absent, an empty entry as in the data
+                    out[f"{prefix}{new_k}"] = data[f"{prefix}{new_k}"][:0]
+                else:
+                    out[f"{prefix}{new_k}"] = old[window] if prefix == "speech_ref" else old
+        out["speech_mix"] = mix[window]
+        out["num_src"] = np.array([len(active)], dtype=np.int64)
+        return out
+
+
+def _rms(x: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))) if len(x) else 0.0

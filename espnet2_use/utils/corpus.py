@@ -7,7 +7,7 @@ different corpus layouts but write the same Kaldi-style data directories (see
 - ``CorpusError`` and the checks that name the offending path, line and
   expectation (``require_dir``, ``require_file``, ``read_csv_rows``);
 - audio I/O: ``load_audio`` (wav/flac through soundfile, any container such as
-  mp4 through PyAV), ``resample``, ``write_wav``, ``write_silence``;
+  mp4 through PyAV, see espnet2_use.utils.audio), ``write_wav``, ``write_silence``;
 - ``FileIndex``: one recursive scan of a corpus tree, then look-ups by file stem;
 - mixture simulation from tagged clips (AudioSet, VGGSound): ``Clip``,
   ``hold_out`` (seeded dev split), ``plan_mixtures`` (deterministic,
@@ -27,7 +27,6 @@ helpers start quickly (the recipes' ``local/prepare_*.py`` also skip the
 from __future__ import annotations
 
 import csv
-import math
 import os
 import re
 import shutil
@@ -41,6 +40,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 import numpy as np
 import soundfile
 
+from espnet2_use.utils.audio import load_mono
 from espnet2_use.utils.data_dir import write_kaldi_text
 
 # Cue kinds of the data-directory contract and the file name of each, per source k.
@@ -51,7 +51,6 @@ CUE_FILES: Dict[str, str] = {
 }
 
 # Extensions soundfile reads directly; anything else is decoded with PyAV.
-SOUNDFILE_EXTENSIONS = (".wav", ".flac")
 
 
 class CorpusError(RuntimeError):
@@ -213,63 +212,16 @@ class FileIndex:
 # --------------------------------------------------------------------------
 
 
-def resample(x: np.ndarray, orig_fs: int, new_fs: int) -> np.ndarray:
-    """Polyphase resampling of a 1-D signal (``scipy.signal.resample_poly``).
-
-    Args:
-        x: Signal, shape ``[T]``.
-        orig_fs: Its sampling rate.
-        new_fs: The wanted rate.
-    """
-    if orig_fs == new_fs:
-        return x
-    from scipy.signal import resample_poly
-
-    g = math.gcd(int(orig_fs), int(new_fs))
-    return resample_poly(x, new_fs // g, orig_fs // g).astype(np.float32)  # [T']
-
-
-def _decode_with_av(path: str, fs: int) -> np.ndarray:
-    """Decode the first audio stream of any container (mp4, mkv, ...) to mono."""
-    import av  # PyAV; imported here since only AudioSet/VGGSound videos need it
-
-    chunks: List[np.ndarray] = []
-    with av.open(path) as container:
-        if not container.streams.audio:
-            raise CorpusError(f"{path}: has no audio stream; expected a video with sound")
-        stream = container.streams.audio[0]
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=fs)
-        for frame in container.decode(stream):
-            for out in resampler.resample(frame):
-                chunks.append(out.to_ndarray().reshape(-1))
-        for out in resampler.resample(None):  # flush the resampler's delay line
-            chunks.append(out.to_ndarray().reshape(-1))
-    if not chunks:
-        return np.zeros(0, dtype=np.float32)
-    return np.concatenate(chunks).astype(np.float32)  # [T]
-
-
 def load_audio(path: str, fs: int) -> np.ndarray:
-    """Read a file's audio as mono float32 at ``fs``.
-
-    wav/flac go through soundfile; other containers (mp4 videos) are decoded
-    with PyAV. Several channels are averaged.
-
-    Args:
-        path: Audio or video file.
-        fs: Wanted sampling rate.
+    """Read a file's audio as mono float32 at ``fs`` (wav/flac through soundfile, other
+    containers such as mp4 videos through PyAV; channels averaged).
 
     Raises:
         CorpusError: The file cannot be decoded.
     """
     try:
-        if path.lower().endswith(SOUNDFILE_EXTENSIONS):
-            x, orig_fs = soundfile.read(path, dtype="float32", always_2d=True)  # [T, C]
-            return resample(x.mean(axis=1), orig_fs, fs)  # [T']
-        return _decode_with_av(path, fs)
-    except CorpusError:
-        raise
-    except Exception as e:  # soundfile and PyAV raise many kinds; all mean the same here
+        return load_mono(path, fs)
+    except (OSError, ValueError) as e:
         raise CorpusError(f"{path}: cannot decode its audio ({e}); expected a readable "
                           f"audio or video file") from e
 

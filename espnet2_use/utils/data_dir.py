@@ -14,12 +14,13 @@ command line.
 import difflib
 import os
 import re
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Dict, Iterable, List, Mapping, NamedTuple, Optional, Tuple, Union
 
 import soundfile
+
+from espnet2_use.utils.fileio import atomic_write_text
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -144,15 +145,7 @@ def write_kaldi_text(path: PathLike, mapping: Mapping[str, str]) -> None:
                 f"{path}: value of '{key}' has a line break or leading/trailing blanks: {value!r}"
             )
         out_lines.append(f"{key} {value}\n" if value else f"{key}\n")
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.writelines(out_lines)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    atomic_write_text(path, "".join(out_lines))
 
 
 def parse_sample_rate(text: Union[str, int]) -> int:

@@ -26,7 +26,7 @@ train_set=train
 valid_set=valid
 ss_test_sets=""         # sets decoded by separation (unknown and true count)
 tse_test_sets=""        # sets decoded by extraction, once per cue combination
-local_data_opts=""      # options of local/data.sh
+local_data_opts=""      # options of local/data.sh (shell words: quote values with spaces)
 label_list=data/token_list/labels.txt
 bpe_vocab_size=300      # sentencepiece vocabulary when the text cue encoder is 'spm'
 bpe_dir=""              # default: data/token_list/bpe_unigram<bpe_vocab_size>
@@ -44,6 +44,7 @@ init_model=valid.loss.best.pth   # stage-1 weights that stage 2 starts from
 ss_tasks="ss ss_oracle"
 tse_cue_combinations="label text video label+text label+video text+video label+text+video"
 inference_model=""      # weights for decoding (default: use_inference's choice)
+inference_ngpu=0        # 1: decoding and cue extraction jobs run on a GPU
 num_plots=3             # spectrogram PNGs per decoding set
 scoring_opts=""
 results_md=RESULTS.md   # where stage 7 writes its section
@@ -72,6 +73,8 @@ EOF
 [ -n "${stage1_config}" ] || { log "error: --stage1_config is required"; exit 1; }
 . ./path.sh
 . ./cmd.sh
+inference_device=cpu
+[ "${inference_ngpu}" -eq 0 ] || inference_device=cuda
 fs=$(${python} -c "import sys; t=sys.argv[1].lower(); print(int(float(t[:-1])*1000) if t.endswith('k') else int(t))" "${fs}")
 [ -n "${stage1_tag}" ] || stage1_tag=$(basename "${stage1_config}" .yaml)
 [ -n "${stage2_tag}" ] || { [ -z "${stage2_config}" ] || stage2_tag=$(basename "${stage2_config}" .yaml); }
@@ -107,7 +110,8 @@ config_has_text() {  # prints the text cue encoder type of a config ("" if none)
 }
 
 stage_data() {
-    local/data.sh ${local_data_opts}
+    # eval: the options are shell words, so quoted values with spaces survive.
+    eval "local/data.sh ${local_data_opts}"
     local dirs=()
     for dset in ${all_sets}; do dirs+=("data/${dset}"); done
     local opts=(--max_num_src "${max_num_src}" --fs "${fs}")
@@ -145,8 +149,8 @@ stage_format() {
         extract_args+=(--data_dir "${dir}" --out_dir "${sdir}/out.JOB" --utt_list "${sdir}/keys.JOB")
         merge_args+=(--data_dir "${dir}" --out_dir "${dir}" --merge_from "${outs[@]}")
     done
-    ${train_cmd} JOB=1:"${jobs}" "${dumpdir}/logs/extract_cues.JOB.log" \
-        OMP_NUM_THREADS=1 ${python} -m espnet2_use.bin.use_extract_cues \
+    ${cuda_cmd} --gpu "${inference_ngpu}" JOB=1:"${jobs}" "${dumpdir}/logs/extract_cues.JOB.log" \
+        OMP_NUM_THREADS=1 ${python} -m espnet2_use.bin.use_extract_cues --device "${inference_device}" \
         --config "${stage2_config}" "${extract_args[@]}"
     ${python} -m espnet2_use.bin.use_extract_cues "${merge_args[@]}"
     for dset in "${pending[@]}"; do
@@ -158,8 +162,15 @@ cues_key() {  # what the cue embeddings of a formatted set depend on
     cat "${stage2_config}" "$1/wav.scp" | sha256sum | cut -d' ' -f1
 }
 
+# Markers hold the hash of what the step depends on: a step is done only for the same
+# inputs (switching configs or sets in one recipe folder redoes it).
+inputs_key() { cat "$@" | sha256sum | cut -d' ' -f1; }
+is_done() { [ -f "$1" ] && [ "$(cat "$1")" = "$2" ]; }
+
 stage_stats() {
-    [ -f "${stats_dir}/.done" ] && { log "statistics are done (${stats_dir})"; return 0; }
+    local key
+    key=$(inputs_key "${stage1_config}" "${dumpdir}/raw/${train_set}/wav.scp" "${dumpdir}/raw/${valid_set}/wav.scp")
+    is_done "${stats_dir}/.done" "${key}" && { log "statistics are done (${stats_dir})"; return 0; }
     local logdir=${stats_dir}/logs
     mkdir -p "${logdir}"
     local args_file=${stats_dir}/data_args
@@ -183,13 +194,15 @@ stage_stats() {
     local inputs=()
     for n in $(seq "${jobs}"); do inputs+=(--input_dir "${logdir}/stats.${n}"); done
     ${python} -m espnet2.bin.aggregate_stats_dirs "${inputs[@]}" --output_dir "${stats_dir}"
-    touch "${stats_dir}/.done"
+    echo "${key}" > "${stats_dir}/.done"
 }
 
-# train <config> <exp dir> <extra args> [audio_only]
+# train <config> <exp dir> <extra args> [--audio_only] [marker of the model it starts from]
 train() {
-    local config=$1 dir=$2 extra=$3 audio_only=${4:-}
-    [ -f "${dir}/.done" ] && { log "training is done (${dir})"; return 0; }
+    local config=$1 dir=$2 extra=$3 audio_only=${4:-} init_marker=${5:-} key
+    # shellcheck disable=SC2086
+    key=$(echo "${extra}" | inputs_key "${config}" "${stats_dir}/.done" ${init_marker} -)
+    is_done "${dir}/.done" "${key}" && { log "training is done (${dir})"; return 0; }
     mkdir -p "${dir}"
     local args_file=${dir}/data_args
     ${python} -m espnet2_use.bin.use_data_args --config "${config}" ${audio_only} \
@@ -217,7 +230,7 @@ train() {
         ${cuda_cmd} --gpu "${ngpu}" --num_threads "${train_threads}" "${dir}/train.log" \
             OMP_NUM_THREADS="${train_threads}" ${python} -m espnet2_use.bin.use_train ${cmd_args}
     fi
-    touch "${dir}/.done"
+    echo "${key}" > "${dir}/.done"
 }
 
 stage_train1() { train "${stage1_config}" "${stage1_dir}" "${stage1_args}" --audio_only; }
@@ -225,14 +238,19 @@ stage_train1() { train "${stage1_config}" "${stage1_dir}" "${stage1_args}" --aud
 stage_train2() {
     [ -n "${stage2_config}" ] || { log "no --stage2_config: skipped"; return 0; }
     [ -f "${stage1_dir}/${init_model}" ] || { log "error: ${stage1_dir}/${init_model} is missing (run stage 4)"; exit 1; }
-    train "${stage2_config}" "${stage2_dir}" "--init_param ${stage1_dir}/${init_model} ${stage2_args}"
+    train "${stage2_config}" "${stage2_dir}" "--init_param ${stage1_dir}/${init_model} ${stage2_args}" "" \
+        "${stage1_dir}/.done"
 }
 
-# decode_set <set> <tasks...>
+# decode_set <set> <tasks...>: decodes the tasks of a set that are not done yet.
 decode_set() {
     local dset=$1; shift
-    local out=${final_dir}/decode_${dset}
-    [ -f "${out}/.done" ] && { log "decoding of ${dset} is done (${out})"; return 0; }
+    local out=${final_dir}/decode_${dset} todo=() task key
+    for task in "$@"; do
+        key=$(echo "${task} ${inference_model}" | inputs_key "${final_dir}/.done" "${dumpdir}/raw/${dset}/wav.scp" -)
+        is_done "${out}/${task//[:+]/_}/.done" "${key}" || todo+=("${task}")
+    done
+    [ "${#todo[@]}" -gt 0 ] || { log "decoding of ${dset} is done (${out}: $*)"; return 0; }
     local logdir=${out}/logs
     mkdir -p "${logdir}"
     local jobs
@@ -242,31 +260,26 @@ decode_set() {
     ${python} utils/split_scp.py "${dumpdir}/raw/${dset}/wav.scp" "${keys[@]}"
     local model_opt=()
     [ -z "${inference_model}" ] || model_opt=(--model_file "${inference_model}")
-    ${decode_cmd} --gpu 0 JOB=1:"${jobs}" "${logdir}/decode.JOB.log" \
+    ${decode_cmd} --gpu "${inference_ngpu}" JOB=1:"${jobs}" "${logdir}/decode.JOB.log" \
         OMP_NUM_THREADS=1 ${python} -m espnet2_use.bin.use_inference --exp_dir "${final_dir}" \
+        --device "${inference_device}" \
         "${model_opt[@]}" --data_dir "${dumpdir}/raw/${dset}" --output_dir "${logdir}/out.JOB" \
-        --key_file "${logdir}/keys.JOB" --num_plots "${num_plots}" --tasks "$@"
+        --key_file "${logdir}/keys.JOB" --num_plots "${num_plots}" --tasks "${todo[@]}"
     # Merge the jobs' outputs task by task; the wavs stay where the jobs wrote them.
-    for task in "$@"; do
+    for task in "${todo[@]}"; do
         local name=${task//[:+]/_}
-        mkdir -p "${out}/${name}"
-        for f in "${logdir}/out.1/${name}"/*; do
-            [ -f "${f}" ] || continue
-            local base=${f##*/}
-            cat "${logdir}"/out.*/"${name}/${base}" | LC_ALL=C sort > "${out}/${name}/.${base}.tmp"
-            mv "${out}/${name}/.${base}.tmp" "${out}/${name}/${base}"
-        done
-        # Estimates that exist in other jobs only (spk3 when job 1 never found 3 sources).
-        for f in "${logdir}"/out.*/"${name}"/spk*.scp; do
-            local base=${f##*/}
-            [ -f "${out}/${name}/${base}" ] && continue
+        mkdir -p "${out}/${name}/plots"
+        local files=()
+        for f in "${logdir}"/out.*/"${name}"/*; do [ -f "${f}" ] && files+=("${f##*/}"); done
+        [ "${#files[@]}" -gt 0 ] || { log "error: no output of task ${task} in ${logdir}"; exit 1; }
+        for base in $(printf '%s\n' "${files[@]}" | sort -u); do
             cat "${logdir}"/out.*/"${name}/${base}" 2>/dev/null | LC_ALL=C sort > "${out}/${name}/.${base}.tmp"
             mv "${out}/${name}/.${base}.tmp" "${out}/${name}/${base}"
         done
-        mkdir -p "${out}/${name}/plots"
         cp "${logdir}"/out.*/"${name}"/plots/*.png "${out}/${name}/plots/" 2>/dev/null || true
+        key=$(echo "${task} ${inference_model}" | inputs_key "${final_dir}/.done" "${dumpdir}/raw/${dset}/wav.scp" -)
+        echo "${key}" > "${out}/${name}/.done"
     done
-    touch "${out}/.done"
 }
 
 stage_decode() {

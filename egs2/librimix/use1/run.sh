@@ -6,7 +6,7 @@
 set -euo pipefail
 
 librimix_dir=""      # LibriMix root holding Libri2Mix/ and/or Libri3Mix/ (stage 1 reads it)
-num_src=2            # 2: Libri2Mix, K=2; 3: Libri3Mix, K=3; both: the two pooled, count unknown, K=3 (USE-B*)
+num_src=2            # 2: Libri2Mix (K=2); 3: Libri3Mix (K=3); both: pooled, count unknown (K=3)
 local_data_opts=""   # more options of local/data.sh, e.g. "--train_subsets train-100"
 recipe_options="librimix_dir num_src local_data_opts"
 recipe_help="Usage: ./run.sh --librimix_dir <LibriMix root> [--num_src 2|3|both] [options of use.sh]
@@ -20,6 +20,8 @@ case "${num_src}" in
     both) max_num_src=3; stage1_config=conf/train_stage1_k3.yaml; setup=libri2mix_libri3mix ;;
     *) echo "$0: --num_src must be 2, 3 or both, got '${num_src}'" >&2; exit 1 ;;
 esac
+data_opts="--num_src ${num_src} ${local_data_opts}"
+[ -z "${librimix_dir}" ] || data_opts="--librimix_dir $(printf %q "${librimix_dir}") ${data_opts}"
 
 ./use.sh \
     --fs 8000 \
@@ -27,7 +29,7 @@ esac
     --train_set train \
     --valid_set dev \
     --ss_test_sets test \
-    --local_data_opts "${librimix_dir:+--librimix_dir ${librimix_dir} }--num_src ${num_src} ${local_data_opts}" \
+    --local_data_opts "${data_opts}" \
     --stage1_config "${stage1_config}" \
     --stage2_config "" \
     --dumpdir "dump/${setup}" \

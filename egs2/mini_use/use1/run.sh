@@ -6,7 +6,7 @@ set -euo pipefail
 
 train_set=train
 valid_set=valid
-ss_test_sets="test_ss"
+ss_test_sets="test_ss test_tse"   # test_tse too: the TSE bar compares with SS
 tse_test_sets="test_tse"
 
 ./local/link_pretrained.sh

@@ -45,7 +45,8 @@ _ro_print_help() {
     echo "Options of ${0##*/} (current values):"
     for _ro_n in ${recipe_options:-}; do
         # The comment of the option's default assignment in run.sh, if any.
-        _ro_comment=$(awk -v n="${_ro_n}" 'index($0, n "=") == 1 && /#/ { sub(/^[^#]*#[ ]*/, ""); print; exit }' \
+        _ro_comment=$(awk -v n="${_ro_n}" \
+            'index($0, n "=") == 1 && /#/ { sub(/^[^#]*#[ ]*/, ""); print; exit }' \
             "${_ro_script}" 2>/dev/null || true)
         printf '  --%s %q%s\n' "${_ro_n}" "${!_ro_n}" "${_ro_comment:+    # ${_ro_comment}}"
     done

@@ -3,8 +3,8 @@
 #   1. the oracle ideal ratio mask (IRM) of every test_ss mixture;
 #   2. ESPnet's stock Conv-TasNet (separator: tcn, count known = 2) trained on the
 #      2-source mixtures of the training set. A fixed-count separator cannot train on
-#      1- and 3-source mixtures, so it gets the 2-source third of the training set for
-#      3x USE's stage-1 epochs: as many training mixtures seen as USE-S stage 1.
+#      1- and 3-source mixtures, so it gets the 2-source third of the training set, for
+#      15 epochs (10,000 mixtures seen; USE-S sees 14,000 in stage 1, 24,000 in all).
 #      Scored on the 2-source mixtures of test_ss.
 # Outputs: exp/oracle_irm/decode_test_ss/ss, exp/tcn_baseline/decode_test_ss_2src/ss,
 # each with scores.json / scores.md, and their section in RESULTS.md.
