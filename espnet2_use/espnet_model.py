@@ -48,6 +48,10 @@ class USEModel(AbsESPnetModel):
         decoder: ESPnet decoder matching the encoder.
         cue_network: the multimodal cue network (None: separation only, stage 1).
         max_num_src: the largest count K (the EDA decodes K + 1 attractors).
+        min_num_src: the smallest count inference returns. 1 (default): a mixture
+            that is not silent holds at least one source, so the first attractor is
+            kept even when its probability is low (silent inputs are caught before
+            the model). 0: the EDA's count as it is.
         cue_branch_ratio: share of training batches that run the cue branch.
         exist_weight: weight of the existence BCE. The SI-SNR terms are in dB (tens),
             the BCE in nats (below one); with weight 1 the count is learned far later
@@ -73,6 +77,7 @@ class USEModel(AbsESPnetModel):
         decoder: AbsDecoder,
         cue_network: Optional[USECueNetwork] = None,
         max_num_src: int = 3,
+        min_num_src: int = 1,
         cue_branch_ratio: float = 0.0,
         exist_weight: float = 10.0,
         tse_weight: float = 1.0,
@@ -86,6 +91,10 @@ class USEModel(AbsESPnetModel):
         super().__init__()
         if max_num_src < 1:
             raise ValueError(f"model_conf.max_num_src must be >= 1, got {max_num_src}")
+        if not 0 <= min_num_src <= max_num_src:
+            raise ValueError(
+                f"model_conf.min_num_src must lie in [0, max_num_src={max_num_src}], got {min_num_src}"
+            )
         if not 0.0 <= cue_branch_ratio <= 1.0:
             raise ValueError(f"model_conf.cue_branch_ratio must lie in [0, 1], got {cue_branch_ratio}")
         if cue_network is None and (cue_branch_ratio > 0 or align_weight > 0):
@@ -103,6 +112,7 @@ class USEModel(AbsESPnetModel):
         self.decoder = decoder
         self.cue_network = cue_network
         self.max_num_src = max_num_src
+        self.min_num_src = min_num_src
         self.num_spk = max_num_src  # ESPnet tools read this
         self.cue_branch_ratio = cue_branch_ratio
         self.exist_weight = exist_weight
@@ -251,7 +261,7 @@ class USEModel(AbsESPnetModel):
             exist = existence_bce(logits, counts)
             loss = loss + self.exist_weight * exist
             stats["exist_bce"] = exist.detach()
-            estimated = self.separator.attractor.count(logits, self.max_num_src)
+            estimated = self.separator.attractor.count(logits, self.max_num_src, self.min_num_src)
             stats["count_acc"] = (estimated == counts).float().mean()
             if cues is not None and self.align_weight > 0:
                 align, stats["align_mse"], stats["align_nce"], stats["match_acc"] = self.align(
@@ -372,7 +382,7 @@ class USEModel(AbsESPnetModel):
             num_att = max(num_att, int(counts.max()) + 1)
         attractors, logits = self.separator.attractors(trunk, num_att)
         if num_src is None:
-            counts = self.separator.attractor.count(logits, self.max_num_src)
+            counts = self.separator.attractor.count(logits, self.max_num_src, self.min_num_src)
         S = max(int(counts.max()), 1)
         index, slot = self._pairs(counts)
         sources = speech.new_zeros(speech.size(0), S, T)

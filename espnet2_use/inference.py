@@ -35,6 +35,8 @@ SILENCE_RMS = 1e-8  # FUSS's rule: quieter than this is no source at all
 def rms(x: np.ndarray) -> float:
     """RMS without a float64 copy of the signal (long recordings stay in memory once)."""
     return float(np.linalg.norm(x)) / np.sqrt(max(len(x), 1))
+
+
 MODEL_FILE_PREFERENCE = ("valid.loss.ave.pth", "valid.loss.best.pth", "latest.pth")
 
 

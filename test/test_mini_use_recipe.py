@@ -1,6 +1,7 @@
 """The mini_use recipe end to end at a tiny size: every stage, re-runs, a killed
 stage, and a corrupted data directory stopped by validation."""
 import hashlib
+import json
 import os
 import signal
 import subprocess
@@ -15,7 +16,7 @@ REPO = Path(__file__).resolve().parents[1]
 RECIPE = REPO / "egs2" / "mini_use" / "use1"
 TEMPLATE = REPO / "egs2" / "TEMPLATE" / "use1"
 TINY_CORPUS = ("--num_train 16 --num_valid 6 --num_test_ss 6 --num_test_tse 6 "
-               "--num_pool_train 2 --num_pool_valid 1 --num_pool_test 1")
+               "--num_pool_train 2 --num_pool_valid 2 --num_pool_test 2")
 TINY = ["--stage1_config", "conf/tuning/train_use_s_tiny_stage1.yaml",
         "--stage2_config", "conf/tuning/train_use_s_tiny_stage2.yaml",
         "--local_data_opts", TINY_CORPUS, "--num_plots", "1"]
@@ -32,12 +33,25 @@ def run(recipe: Path, *args: str, check: bool = True, timeout: int = 900) -> sub
 
 
 def digest(paths) -> dict:
-    return {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in paths}
+    """Content hashes; a wav's samples and rate (libsndfile stamps float wavs' PEAK
+    chunk with the time of writing, so their bytes differ between runs)."""
+    out = {}
+    for p in paths:
+        if p.suffix == ".wav":
+            wav, fs = sf.read(p, dtype="float32")
+            out[str(p)] = (fs, hashlib.sha256(wav.tobytes()).hexdigest())
+        elif p.name == "scores.json":  # the same scores; only the time of scoring differs
+            scores = json.loads(p.read_text())
+            scores["meta"].pop("created")
+            out[str(p)] = scores
+        else:
+            out[str(p)] = hashlib.sha256(p.read_bytes()).hexdigest()
+    return out
 
 
 def decode_files(recipe: Path) -> dict:
     out = recipe / FINAL / "decode_test_ss"
-    files = sorted(p for p in out.glob("*/*") if p.is_file() and p.suffix != ".png" and p.name != ".done")
+    files = sorted(p for p in out.glob("*/*") if p.is_file() and p.suffix not in (".png", ".log") and p.name != ".done")
     files += sorted((out / "ss" / "wavs").iterdir()) if (out / "ss" / "wavs").is_dir() else []
     files += sorted(p for p in out.glob("logs/out.*/*/wavs/*.wav"))
     return digest(files)
@@ -68,7 +82,7 @@ def test_every_stage_runs_and_writes_results_and_a_packed_model(recipe):
     for task in ("ss", "ss_oracle"):
         scp = (decode / task / "spk1.scp").read_text().splitlines()
         assert len(scp) == 6
-        wav, fs = sf.read(scp[0].split(maxsplit=1)[1])
+        wav, fs = sf.read(root / scp[0].split(maxsplit=1)[1])  # paths relative to the recipe
         assert fs == 8000 and wav.ndim == 1 and len(wav) > 8000
         assert list((decode / task / "plots").glob("*.png"))
     oracle_counts = (decode / "ss_oracle" / "utt2num_src").read_text()
@@ -112,7 +126,7 @@ def test_a_killed_decoding_stage_rerun_gives_the_same_outputs(recipe):
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     assert not list(decode_dir.glob("*/.done"))
-    run(root, "--stage", "6", "--stop_stage", "6")
+    run(root, "--stage", "6", "--stop_stage", "7")  # decoding again, and its scores
     assert decode_files(root) == reference
 
 

@@ -106,6 +106,18 @@ def test_separate_with_a_forced_count_and_zero_sources_for_silence():
     assert out["existence_prob"].shape == (4, 4)
 
 
+def test_a_sounding_mixture_gets_at_least_min_num_src_sources():
+    mix = toy_batch()["speech_mix"]
+    for min_num_src, expected in ((1, [1, 1, 1, 1]), (0, [0, 0, 0, 0])):
+        model = build(min_num_src=min_num_src).eval()
+        # An EDA that says "no source" for everything (bias of the existence layer).
+        torch.nn.init.constant_(model.separator.attractor.rnn.linear_projection.bias, -50.0)
+        out = model.separate(mix)
+        assert out["counts"].tolist() == expected
+        assert out["sources"].shape == (4, 1, 4000)
+        assert (out["sources"][:, 0].abs().amax(dim=-1) > 0).tolist() == [bool(e) for e in expected]
+
+
 def test_count_that_disagrees_with_references_names_the_utterance():
     model = build()
     batch = toy_batch()
@@ -172,3 +184,5 @@ def test_model_conf_errors():
         build(cue_branch_ratio=0.5)
     with pytest.raises(ValueError, match="max_num_src must be >= 1"):
         build(max_num_src=0)
+    with pytest.raises(ValueError, match="min_num_src must lie in"):
+        build(max_num_src=2, min_num_src=3)

@@ -82,6 +82,7 @@ def test_eda_decodes_the_forced_number_and_counts_by_threshold():
                           probs_to_logits([0.9, 0.9, 0.9, 0.9])])
     assert eda.count(logits).tolist() == [2, 0, 4]
     assert eda.count(logits, max_num_src=3).tolist() == [2, 0, 3]
+    assert eda.count(logits, max_num_src=3, min_num_src=1).tolist() == [2, 1, 3]
 
 
 def test_eda_shuffles_only_valid_frames():

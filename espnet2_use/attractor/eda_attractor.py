@@ -92,12 +92,15 @@ class EDAAttractor(AbsAttractor):
         attractors, logits = self.rnn(emb, emb_lens, zeros)
         return self.proj(attractors), logits.squeeze(-1)
 
-    def count(self, logits: torch.Tensor, max_num_src: Optional[int] = None) -> torch.Tensor:
+    def count(
+        self, logits: torch.Tensor, max_num_src: Optional[int] = None, min_num_src: int = 0
+    ) -> torch.Tensor:
         """Number of attractors before the first probability below the threshold.
 
         Args:
             logits: existence logits [B, S].
             max_num_src: cap on the count (default: S).
+            min_num_src: floor on the count (1: a sounding mixture holds a source).
 
         Returns:
             counts [B] (long).
@@ -106,4 +109,4 @@ class EDAAttractor(AbsAttractor):
         counts = exists.long().cumprod(dim=1).sum(dim=1)
         if max_num_src is not None:
             counts = counts.clamp(max=max_num_src)
-        return counts
+        return counts.clamp(min=min_num_src)

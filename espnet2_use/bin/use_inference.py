@@ -95,7 +95,7 @@ class CueReader:
         entries = {}
         for modality, x in self.read(utt, k, modalities).items():
             name = self.net.data_name(modality, k)
-            tensor = torch.from_numpy(np.asarray(x)).to(self.use.device)[None]
+            tensor = torch.from_numpy(np.array(x)).to(self.use.device)[None]  # a writable copy
             entries[name] = tensor
             entries[f"{name}_lengths"] = torch.tensor([tensor.size(1)], device=self.use.device)
         return entries

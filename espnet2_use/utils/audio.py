@@ -9,6 +9,10 @@ import soundfile
 PathLike = Union[str, os.PathLike]
 
 
+class _NoAudioStream(ValueError):
+    """A container PyAV opened that holds no audio (its message is already final)."""
+
+
 def _decode_with_av(path: str) -> Tuple[np.ndarray, int]:
     """The first audio stream of any container (mp3, m4a, mp4, ...) as float32 [T, C]."""
     import av  # PyAV: only files soundfile cannot read need it
@@ -16,7 +20,7 @@ def _decode_with_av(path: str) -> Tuple[np.ndarray, int]:
     chunks: List[np.ndarray] = []
     with av.open(path) as container:
         if not container.streams.audio:
-            raise ValueError(f"{path}: has no audio stream; expected an audio file or a video with sound")
+            raise _NoAudioStream(f"{path}: has no audio stream; expected an audio file or a video with sound")
         stream = container.streams.audio[0]
         fs = stream.rate
         # Planar float output whatever the codec's sample format: frames are [C, n].
@@ -46,9 +50,9 @@ def read_audio(path: PathLike) -> Tuple[np.ndarray, int]:
         pass
     try:
         return _decode_with_av(path)
-    except ValueError:
+    except _NoAudioStream:
         raise
-    except Exception as e:  # PyAV raises many kinds; all mean "cannot decode"
+    except Exception as e:  # PyAV raises many kinds (some subclass ValueError); all mean "cannot decode"
         raise ValueError(f"{path}: not an audio file that soundfile or PyAV can decode ({e})") from None
 
 
