@@ -23,19 +23,12 @@ from scipy.optimize import linear_sum_assignment
 
 from espnet2_use.espnet_model import USEModel
 from espnet2_use.tasks.use import USETask
-from espnet2_use.utils.audio import read_audio, resample
+from espnet2_use.utils.audio import SILENCE_RMS, read_audio, resample, rms
 
 AudioLike = Union[str, os.PathLike, np.ndarray, torch.Tensor]
 PACK_META = "meta.json"
 PACK_CONFIG = "config.yaml"
 PACK_MODEL = "model.pth"
-SILENCE_RMS = 1e-8  # FUSS's rule: quieter than this is no source at all
-
-
-def rms(x: np.ndarray) -> float:
-    """RMS without a float64 copy of the signal (long recordings stay in memory once)."""
-    return float(np.linalg.norm(x)) / np.sqrt(max(len(x), 1))
-
 
 MODEL_FILE_PREFERENCE = ("valid.loss.ave.pth", "valid.loss.best.pth", "latest.pth")
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -33,6 +32,7 @@ import pytest
 import soundfile
 
 import corpus_trees as ct
+from background_runs import BackgroundRuns
 from espnet2_use.utils.corpus import (
     Clip,
     CorpusError,
@@ -108,11 +108,9 @@ def prepare(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
     return run
 
 
-class ShellRuns:
+class ShellRuns(BackgroundRuns):
     """The one real ``bash local/data.sh`` run of each corpus, all started at once.
 
-    Each run is a Python process that pays ESPnet's import; started together they
-    overlap with each other and with the in-process tests that run meanwhile.
     ``runs(corpus)`` waits for that corpus's run, checks that it succeeded and returns
     its data directory.
 
@@ -122,40 +120,16 @@ class ShellRuns:
     """
 
     def __init__(self, base: Path, args_of: Dict[str, Callable[[Path], List[object]]]) -> None:
+        super().__init__()
         self._data: Dict[str, Path] = {}
-        self._procs: Dict[str, subprocess.Popen] = {}
-        self._done: Dict[str, subprocess.CompletedProcess] = {}
         for corpus, make_args in args_of.items():
             (base / corpus).mkdir(parents=True)
             self._data[corpus] = base / corpus / "data"
-            command = _data_sh_command(corpus, make_args(self._data[corpus]))
-            # Output goes to files: a full pipe nobody reads yet would stall the run.
-            with open(base / corpus / "stdout", "w") as out, \
-                    open(base / corpus / "stderr", "w") as err:
-                # A session of its own, so that close() ends data.sh's python too.
-                self._procs[corpus] = subprocess.Popen(**command, stdout=out, stderr=err,
-                                                       start_new_session=True)
+            self.start(corpus, base / corpus, **_data_sh_command(corpus, make_args(self._data[corpus])))
 
     def __call__(self, corpus: str) -> Path:
-        if corpus not in self._done:
-            proc = self._procs[corpus]
-            proc.wait(timeout=300)
-            logs = self._data[corpus].parent
-            self._done[corpus] = subprocess.CompletedProcess(
-                proc.args, proc.returncode, (logs / "stdout").read_text(),
-                (logs / "stderr").read_text())
-        ok(self._done[corpus])
+        ok(self.wait(corpus, timeout=300))
         return self._data[corpus]
-
-    def close(self) -> None:
-        """End the runs no test waited for (a run of a few selected tests)."""
-        for proc in self._procs.values():
-            if proc.poll() is None:
-                try:
-                    os.killpg(proc.pid, signal.SIGTERM)
-                except ProcessLookupError:  # it ended just now
-                    pass
-                proc.wait()
 
 
 def kaldi(path: Path) -> Dict[str, str]:

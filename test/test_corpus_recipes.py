@@ -17,9 +17,7 @@ from __future__ import annotations
 import importlib.util
 import io
 import os
-import signal
 import subprocess
-import time
 from pathlib import Path
 from typing import Callable, Dict, List
 
@@ -30,6 +28,7 @@ import torch
 import yaml
 
 import corpus_trees as ct
+from background_runs import BackgroundRuns
 from espnet2_use.tasks.use import USETask
 
 pytestmark = pytest.mark.slow
@@ -122,18 +121,15 @@ def run_args(corpus: str, tree: Dict[str, object]) -> List[str]:
             "--stage", "1", "--stop_stage", "3"] + tiny_cues
 
 
-class RecipeRuns:
+class RecipeRuns(BackgroundRuns):
     """One ``./run.sh`` of each recipe from a temporary copy of its folder, all started at once.
 
     ``runs(corpus)`` waits for that run, checks that it succeeded and returns its folder.
     """
 
     def __init__(self, base: Path) -> None:
+        super().__init__()
         self.dirs: Dict[str, Path] = {}
-        self.seconds: Dict[str, float] = {}
-        self._procs: Dict[str, subprocess.Popen] = {}
-        self._start: Dict[str, float] = {}
-        self._done: Dict[str, subprocess.CompletedProcess] = {}
         trees = {
             "librimix": {"root": ct.make_librimix(base / "corpora" / "librimix")},
             "fuss": {"root": ct.make_fuss(base / "corpora" / "fuss")},
@@ -146,37 +142,13 @@ class RecipeRuns:
                 write_tiny_distilbert(root / "pretrained" / "tiny-distilbert")
                 write_tiny_timm_weights(root / "pretrained" / "test_efficientnet.pth")
             self.dirs[corpus] = root
-            env = dict(os.environ, OMP_NUM_THREADS="1")
-            # Output goes to files: a full pipe nobody reads yet would stall the run.
-            with open(root / "stdout.log", "w") as out, open(root / "stderr.log", "w") as err:
-                # A session of its own, so that close() ends the run's jobs too.
-                self._procs[corpus] = subprocess.Popen(
-                    ["./run.sh", *COMMON, *run_args(corpus, trees[corpus])], cwd=root, env=env,
-                    stdout=out, stderr=err, start_new_session=True)
-            self._start[corpus] = time.time()
+            self.start(corpus, root, args=["./run.sh", *COMMON, *run_args(corpus, trees[corpus])],
+                       cwd=root, env=dict(os.environ, OMP_NUM_THREADS="1"))
 
     def __call__(self, corpus: str) -> Path:
-        if corpus not in self._done:
-            proc = self._procs[corpus]
-            proc.wait(timeout=900)
-            self.seconds[corpus] = time.time() - self._start[corpus]
-            root = self.dirs[corpus]
-            self._done[corpus] = subprocess.CompletedProcess(
-                proc.args, proc.returncode, (root / "stdout.log").read_text(),
-                (root / "stderr.log").read_text())
-        res = self._done[corpus]
+        res = self.wait(corpus, timeout=900)
         assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-6000:]
         return self.dirs[corpus]
-
-    def close(self) -> None:
-        """End the runs no test waited for (when only some tests were selected)."""
-        for proc in self._procs.values():
-            if proc.poll() is None:
-                try:
-                    os.killpg(proc.pid, signal.SIGTERM)
-                except ProcessLookupError:  # it ended just now
-                    pass
-                proc.wait()
 
 
 @pytest.fixture(scope="module")

@@ -6,11 +6,11 @@ import numpy as np
 
 from espnet2.train.preprocessor import AbsPreprocessor
 from espnet2_use.cue import cue_encoder_choices
+from espnet2_use.utils.audio import SILENCE_RMS, rms
 
 _CUE_NAME = re.compile(r"^(?P<modality>[a-z]+)_spk(?P<k>\d+)$")
 # Every per-source entry: references, cues (raw or cached), audio examples.
 _SOURCE_NAME = re.compile(r"^(?P<prefix>speech_ref|enroll_ref|[a-z]+_spk|[a-z]+_emb_spk)(?P<k>\d+)$")
-_SILENCE_RMS = 1e-8
 # extract() of a non-cached encoder needs no trained weights; the projection size
 # of these throw-away instances is irrelevant.
 _EXTRACTOR_DIM = 64
@@ -102,7 +102,7 @@ class USEPreprocessor(AbsPreprocessor):
         for _ in range(10):  # a crop in which every source is silent teaches nothing
             start = np.random.randint(0, len(mix) - self.segment + 1)
             window = slice(start, start + self.segment)
-            active = [k for k in range(1, count + 1) if _rms(data[f"speech_ref{k}"][window]) > _SILENCE_RMS]
+            active = [k for k in range(1, count + 1) if rms(data[f"speech_ref{k}"][window]) > SILENCE_RMS]
             if active:
                 break
         out = {name: value for name, value in data.items() if not _SOURCE_NAME.match(name)}
@@ -116,7 +116,3 @@ class USEPreprocessor(AbsPreprocessor):
         out["speech_mix"] = mix[window]
         out["num_src"] = np.array([len(active)], dtype=np.int64)
         return out
-
-
-def _rms(x: np.ndarray) -> float:
-    return float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))) if len(x) else 0.0

@@ -7,6 +7,12 @@ import numpy as np
 import soundfile
 
 PathLike = Union[str, os.PathLike]
+SILENCE_RMS = 1e-8  # FUSS's rule: quieter than this is no source at all
+
+
+def rms(x: np.ndarray) -> float:
+    """RMS without a float64 copy of the signal (long recordings stay in memory once)."""
+    return float(np.linalg.norm(x)) / np.sqrt(max(len(x), 1))
 
 
 class _NoAudioStream(ValueError):
