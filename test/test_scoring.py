@@ -11,7 +11,7 @@ import torch
 from espnet2_use.bin import oracle_mask, use_scoring
 from espnet2_use.scoring import metrics as M
 from espnet2_use.scoring.datadir import DataDirError
-from espnet2_use.scoring.report import SECTION_BEGIN, SECTION_END
+from espnet2_use.scoring.report import SECTION_BEGIN, SECTION_END, render, summarize_ss
 from espnet2_use.utils import plot
 
 FS = 8000
@@ -132,6 +132,139 @@ def test_silent_reference_is_inactive_and_all_silent_raises(sources):
         M.score_ss_utterance(np.zeros(T), [np.zeros(T)], [sources[0]])
 
 
+# --- every-reference headline vs FUSS rule, 1-source rows -------------------
+
+def _record(mixture, refs, ests, est_count: int, **kw) -> Dict:
+    """A per-utterance record as use_scoring writes it, from signals."""
+    score = M.score_ss_utterance(mixture, refs, ests, **kw)
+    return {"num_src": len(refs), "num_estimates": len(ests), "est_count": est_count,
+            **score.to_dict()}
+
+
+@pytest.fixture
+def two_tones():
+    # Whole numbers of cycles in T samples: orthogonal, zero mean, equal power,
+    # so a + 0.1 b has SI-SNR 20 dB against a, and the mixture a + b has 0 dB.
+    return tone(300.0), tone(2100.0)
+
+
+def test_every_reference_improvement_rule():
+    vals = [12.0, -70.0, 5.0, None, float("nan")]
+    ref_active = [True, True, False, True, True]
+    pair_active = [True, False, False, False, True]
+    # pair kept; miss -> 0; inactive reference -> None; not computed -> None
+    assert M.every_reference_improvement(vals, ref_active, pair_active) == [
+        12.0, 0.0, None, None, None]
+    with pytest.raises(ValueError, match="one each per reference"):
+        M.every_reference_improvement([1.0], [True, True], [True, True])
+
+
+def test_missed_reference_is_zero_in_headline_and_absent_from_fuss_mean(two_tones):
+    a, b = two_tones
+    mix = a + b
+    good = [a + 0.1 * b, b + 0.1 * a]
+    score = M.score_ss_utterance(mix, [a, b], [a + 0.1 * b])  # b gets no estimate
+    assert score.assignment.tolist() == [0, -1]
+    assert score.si_snri[0] == pytest.approx(20.0, abs=1e-6)
+    assert score.si_snri[1] == pytest.approx(-80.0, abs=1e-6)  # zero estimate vs 0 dB mixture
+    assert score.si_snri_all_refs.tolist() == [pytest.approx(20.0, abs=1e-6), 0.0]
+    assert score.sdri_all_refs[1] == 0.0
+    # The assigned estimate exists but is inactive (1e-3 of the power < 1%): also a miss.
+    faint = M.score_ss_utterance(mix, [a, b], [a + 0.1 * b, 0.03 * b])
+    assert faint.assignment.tolist() == [0, 1] and faint.pair_active.tolist() == [True, False]
+    assert faint.si_snri[1] == pytest.approx(80.0, abs=1e-6)  # a perfect but silent estimate
+    assert faint.si_snri_all_refs[1] == 0.0
+
+    recs = {
+        "u1": _record(mix, [a, b], good, 2),
+        "u2": _record(mix, [a, b], [a + 0.1 * b], 1),           # b missed
+        "u3": _record(mix, [a, b], good + [noise(7, 0.2)], 3),   # an extra active estimate
+    }
+    summ = summarize_ss(recs)
+    row = summ["by_num_sources"]["2"]
+    assert (row["num_utts"], row["num_refs"], row["num_pairs"], row["num_missed"]) == (3, 6, 5, 1)
+    # Headline: 20, 20, 20, 0 (missed), 20, 20 over 6 references.
+    assert row["si_snri_all_refs"]["count"] == 6
+    assert row["si_snri_all_refs"]["mean"] == pytest.approx(100.0 / 6, abs=1e-5)
+    # FUSS rule: the 5 active pairs only.
+    assert row["si_snri"]["count"] == 5
+    assert row["si_snri"]["mean"] == pytest.approx(20.0, abs=1e-6)
+    assert row["sdri_all_refs"]["count"] == 6 and row["sdri"]["count"] == 5
+    assert row["sdri_all_refs"]["mean"] == pytest.approx(row["sdri"]["mean"] * 5 / 6)
+    assert summ["by_num_sources"]["2+"]["si_snri_all_refs"] == row["si_snri_all_refs"]
+    # The extra active estimate is over-separation; it changes neither mean.
+    assert recs["u3"]["separation"] == "over" and recs["u3"]["num_est_active"] == 3
+    assert recs["u3"]["si_snri_all_refs"] == recs["u1"]["si_snri_all_refs"]
+    assert summ["separation"]["over"] == pytest.approx(1 / 3)
+    assert summ["separation"]["under"] == pytest.approx(1 / 3)
+
+
+def test_sdri_headline_is_empty_when_sdr_is_off(two_tones):
+    a, b = two_tones
+    rec = _record(a + b, [a, b], [a + 0.1 * b], 1, compute_sdr=False)
+    assert rec["sdri_all_refs"] == [None, None]
+    row = summarize_ss({"u": rec})["by_num_sources"]["2"]
+    assert row["sdri_all_refs"] == {"mean": None, "std": None, "count": 0}
+    assert row["si_snri_all_refs"]["mean"] == pytest.approx(10.0, abs=1e-6)
+
+
+def test_one_source_rows_carry_no_improvement(two_tones):
+    a, b = two_tones
+    recs = {
+        # 1 source: the mixture is the source; SI-SNR of a + 0.1 b is 20 dB.
+        "s1": _record(a, [a], [a + 0.1 * b], 1),
+        "s2": _record(a, [a], [a + 0.1 * b, b], 2),  # counted 2: over-separation
+        "s3": _record(b, [b], [b + 0.1 * a], 1),
+        "s4": _record(b, [b], [b], 1),              # perfect: SI-SNR clamped to 80
+        "m1": _record(a + b, [a, b], [a + 0.1 * b, b + 0.1 * a], 2),
+    }
+    assert recs["s1"]["si_snri"][0] == pytest.approx(-60.0, abs=1e-6)  # the clamp's number
+    summ = summarize_ss(recs)
+    assert list(summ["by_num_sources"]) == ["1", "2", "2+", "all"]
+    one = summ["by_num_sources"]["1"]
+    assert one["count_one_rate"] == pytest.approx(0.75)
+    assert one["si_snr"]["count"] == 4
+    assert one["si_snr"]["mean"] == pytest.approx((20.0 * 3 + 80.0) / 4, abs=1e-6)
+    for key in ("1", "all"):
+        for m in ("si_snri", "sdri", "si_snri_all_refs", "sdri_all_refs"):
+            assert summ["by_num_sources"][key][m] == {"mean": None, "std": None, "count": 0}
+    assert "count_one_rate" not in summ["by_num_sources"]["2"]
+    assert summ["by_num_sources"]["2+"]["si_snri"]["mean"] == pytest.approx(20.0, abs=1e-6)
+    assert summ["by_num_sources"]["2"]["si_snri_all_refs"]["mean"] == pytest.approx(
+        20.0, abs=1e-6)
+
+    result = {"format": "use_scoring/1", "mode": "ss", "summary": summ, "meta": {
+        "est_dir": "exp/x/ss", "ref_dir": "data/test", "num_ref_utts": 5, "num_scored": 5,
+        "fs": FS, "metric": {"implementation": "fast_bss_eval", "sdr_filter_length": 512,
+                             "clamp_db": 80.0, "length_tolerance": 256}}}
+    md = render(result)
+    rows = {line.split(" | ")[0][2:]: line.strip("| ").split(" | ")
+            for line in md.splitlines() if line.startswith("| ")}
+    header = rows["active references"]
+    col = header.index
+    one_row, all_row, two_row = rows["1 source"], rows["all"], rows["2 sources"]
+    for m in ("SI-SNRi, every reference (missed = 0 dB)", "SDRi, every reference (missed = 0 dB)",
+              "SI-SNRi, FUSS rule (pairs both active)", "SDRi, FUSS rule"):
+        assert one_row[col(m)] == "-" and all_row[col(m)] == "-"
+    assert one_row[col("SI-SNR, FUSS rule")] == "35.00"
+    assert one_row[col("1 source: estimated count = 1")] == "75.00%"
+    assert two_row[col("1 source: estimated count = 1")] == "-"
+    assert two_row[col("SI-SNRi, every reference (missed = 0 dB)")] == "20.00"
+    assert "-60" not in md and "-64" not in md
+
+
+def test_plot_titles_give_si_snr_for_one_source(two_tones):
+    a, b = two_tones
+    _, _, titles = plot._ss_rows(a, [a], {1: a + 0.1 * b}, "u1")
+    assert titles == ["u1", "reference 1", "spk1 (SI-SNR 20.0 dB)"]
+    ests = {1: b + 0.1 * a, 2: a + 0.1 * b, 3: noise(8, 1e-3)}
+    _, _, titles = plot._ss_rows(a + b, [a, b], ests, "u2")
+    assert titles == ["u2", "reference 1", "reference 2", "",
+                      "spk2 (SI-SNRi 20.0 dB)", "spk1 (SI-SNRi 20.0 dB)", "spk3 (unassigned)"]
+    _, _, titles = plot._ss_rows(a + b, [a, b], {1: a + 0.1 * b, 2: 0.03 * b}, "u3")
+    assert titles[3:] == ["spk1 (SI-SNRi 20.0 dB)", "spk2 (inactive: missed)"]
+
+
 def test_counting_confusion_on_hand_made_set():
     summary = M.counting_summary([1, 2, 2, 3, 3], [1, 2, 3, 2, 3])
     assert summary["accuracy"] == pytest.approx(3 / 5)
@@ -232,7 +365,19 @@ def test_cli_ss_end_to_end(ss_case):
     assert summ["by_num_sources"]["all"]["num_pairs"] == 6
     assert summ["by_num_sources"]["3"]["num_missed"] == 1
     assert summ["by_num_sources"]["2"]["si_snri"]["mean"] > 20.0
-    assert summ["by_num_sources"]["all"]["sdri"]["count"] == 6
+    assert summ["by_num_sources"]["2+"]["sdri"]["count"] == 6
+    # utt3's missed source c counts 0 dB in the headline, nothing in the FUSS mean.
+    utt3 = res["utterances"]["utt3"]
+    assert utt3["si_snri_all_refs"][1] == 0.0 and utt3["pair_active"][1] is False
+    three = summ["by_num_sources"]["3"]
+    pairs = [utt3["si_snri"][0], utt3["si_snri"][2]]
+    assert three["si_snri"]["count"] == 2 and three["si_snri_all_refs"]["count"] == 3
+    assert three["si_snri"]["mean"] == pytest.approx(sum(pairs) / 2)
+    assert three["si_snri_all_refs"]["mean"] == pytest.approx(sum(pairs) / 3)
+    assert three["num_refs"] == 3
+    # The "all" row mixes counts: no improvement there.
+    for m in ("si_snri", "sdri", "si_snri_all_refs", "sdri_all_refs"):
+        assert summ["by_num_sources"]["all"][m] == {"mean": None, "std": None, "count": 0}
     # Counting: utt2 over-estimated (3 for 2), utt3 under (2 for 3).
     assert summ["counting"]["accuracy"] == pytest.approx(1 / 3)
     assert summ["counting"]["confusion"] == {"2": {"2": 1, "3": 1}, "3": {"2": 1}}
@@ -245,6 +390,11 @@ def test_cli_ss_end_to_end(ss_case):
     assert summ["matching"]["accuracy"] == pytest.approx(0.75)
     md = out_md.read_text()
     assert "SI-SNRi" in md and "2+ sources" in md and "Matching accuracy" in md
+    header = next(line for line in md.splitlines() if line.startswith("| active references"))
+    assert header.index("SI-SNRi, every reference (missed = 0 dB)") < header.index(
+        "SI-SNRi, FUSS rule")
+    assert "**Every reference** (the headline)" in md and "**FUSS rule**" in md
+    assert "1 source: estimated count = 1" not in md  # no 1-source row here
 
     # Collect into a RESULTS.md that already holds other text; twice.
     results_md = root / "RESULTS.md"
@@ -367,7 +517,7 @@ def test_oracle_mask_decoding_dir_scores_high(tmp_path):
     assert len(list((out_dir / "wavs").iterdir())) == 4
     assert not [p for p in out_dir.parent.iterdir() if p.name.startswith(".")]
     res = use_scoring.score_ss_dir(ref_dir, out_dir, progress=False)
-    assert res["summary"]["by_num_sources"]["all"]["si_snri"]["mean"] > 10.0
+    assert res["summary"]["by_num_sources"]["2"]["si_snri_all_refs"]["mean"] > 10.0
     assert res["summary"]["counting"]["accuracy"] == 1.0
     assert res["summary"]["separation"]["equal"] == 1.0
 

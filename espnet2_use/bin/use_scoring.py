@@ -19,7 +19,14 @@ an utterance are ``spk1.scp`` .. ``spkS.scp`` of the decoding dir; the estimated
 count is its ``utt2num_src`` (else S); ``cue_similarity``, when present, gives
 the matching accuracy (attractor s is estimate ``spk{s}.scp``).  Every
 reference utterance must have estimates, unless the decoding dir's
-``utt2num_src`` gives it 0 sources.
+``utt2num_src`` gives it 0 sources.  Two means are reported per number of
+sources: the headline over *every* active reference, where a reference that
+got no active estimate counts 0 dB SI-SNRi / SDRi (as if the mixture had been
+returned; ``si_snri_all_refs`` / ``sdri_all_refs`` in the JSON), and FUSS's
+rule over the pairs both active (``si_snri`` / ``sdri``), for comparison with
+FUSS papers.  1-source utterances report the estimate's SI-SNR and the share
+whose estimated count was 1 (``count_one_rate``), no improvement; see
+``espnet2_use.scoring.report`` for the JSON layout.
 
 TSE: every ``spk{k}.scp`` line of the decoding dir is the extraction of
 reference source k of that utterance; ``--cue_combination`` only labels the

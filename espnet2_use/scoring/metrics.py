@@ -16,6 +16,16 @@ Metric definitions (the numbers a RESULTS.md reports):
 - ``*_improvement``: metric of the estimate minus metric of the mixture used
   as the estimate of the same reference.
 
+Two ways to average SS improvements over the references of a set (see
+:func:`score_ss_utterance` and :func:`every_reference_improvement`):
+
+- *every reference* (the headline): every active reference counts; one that
+  gets no active estimate (none left for it, or the one assigned is inactive)
+  scores as if the mixture had been returned, 0 dB SI-SNRi and 0 dB SDRi;
+- *FUSS rule*: only (reference, estimate) pairs that are both active are
+  averaged, so a missed reference drops out of the mean (comparable with FUSS
+  papers, but it flatters a system that misses sources).
+
 Every value is clamped to ``[-clamp_db, clamp_db]`` (default 80 dB, the range
 that FUSS's epsilon of 1e-8 gives its SI-SNR), so silent or perfect estimates
 give finite, comparable numbers instead of inf/NaN.
@@ -283,6 +293,11 @@ class SSUtteranceScore:
         si_snr, si_snri, sdr, sdri: [R] float, metrics of the assigned
             estimate (a zero signal where assignment is -1).
         si_snr_mixture, sdr_mixture: [R] float, metrics of the mixture.
+        si_snri_all_refs, sdri_all_refs: [R] float, the improvement that the
+            every-reference mean uses: ``si_snri`` / ``sdri`` where
+            ``pair_active``, 0.0 for an active reference without an active
+            estimate (a miss scores as the mixture), NaN for an inactive
+            reference (and for SDRi when SDR was not computed).
         num_ref_active, num_est_active: FUSS counts.
         separation: 'under', 'equal' or 'over' (num_est_active vs num_ref_active).
     """
@@ -300,6 +315,8 @@ class SSUtteranceScore:
     num_ref_active: int
     num_est_active: int
     separation: str
+    si_snri_all_refs: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    sdri_all_refs: np.ndarray = field(default_factory=lambda: np.zeros(0))
     si_snr_matrix: np.ndarray = field(repr=False, default_factory=lambda: np.zeros((0, 0)))
 
     def to_dict(self) -> Dict[str, Any]:
@@ -322,7 +339,47 @@ class SSUtteranceScore:
             "sdri": clean(self.sdri),
             "si_snr_mixture": clean(self.si_snr_mixture),
             "sdr_mixture": clean(self.sdr_mixture),
+            "si_snri_all_refs": clean(self.si_snri_all_refs),
+            "sdri_all_refs": clean(self.sdri_all_refs),
         }
+
+
+def every_reference_improvement(
+    improvement: Sequence[Optional[float]],
+    ref_active: Sequence[bool],
+    pair_active: Sequence[bool],
+) -> List[Optional[float]]:
+    """Per-reference improvement of the every-reference mean (missed = 0 dB).
+
+    An active reference whose pair is active keeps its improvement; an active
+    reference without an active estimate (none assigned, or the assigned one
+    inactive) gets 0.0, the improvement of returning the mixture; an inactive
+    reference gets None.  A reference whose improvement was not computed (None
+    or NaN, e.g. SDRi with SDR off) stays None, miss or not, so that a metric
+    that was not computed does not average to 0 dB.
+
+    Args:
+        improvement: [R] SI-SNRi or SDRi of the assigned estimates (None/NaN
+            where not computed).
+        ref_active: [R] reference activity.
+        pair_active: [R] reference and its assigned estimate both active.
+
+    Returns:
+        [R] list of floats or None.
+    """
+    if not len(improvement) == len(ref_active) == len(pair_active):
+        raise ValueError(
+            f"{len(improvement)} improvements, {len(ref_active)} reference activities "
+            f"and {len(pair_active)} pair activities: one each per reference expected"
+        )
+
+    def known(v: Optional[float]) -> bool:
+        return v is not None and bool(np.isfinite(v))
+
+    return [
+        None if not (active and known(v)) else (float(v) if pair else 0.0)
+        for v, active, pair in zip(improvement, ref_active, pair_active)
+    ]
 
 
 def score_ss_utterance(
@@ -360,6 +417,8 @@ def score_ss_utterance(
        active and assigned estimate active.  A reference matched to an
        inactive or missing estimate is a miss: it is scored, but FUSS leaves it
        out of the SI-SNR means and it shows up as under-separation instead.
+       ``si_snri_all_refs`` / ``sdri_all_refs`` give the every-reference view:
+       the pair's improvement, or 0 dB for a miss (the mixture returned).
     5. Under/equal/over-separation: the active-estimate count against the
        active-reference count.
 
@@ -428,20 +487,32 @@ def score_ss_utterance(
     num_est_active = int(est_active.sum())
     full_matrix = np.full((num_ref, num_est), np.nan)
     full_matrix[active_idx] = matrix
+    si_snri = out["si_snr"] - out["si_snr_mixture"]
+    sdri = out["sdr"] - out["sdr_mixture"]
+
+    def all_refs(values: np.ndarray) -> np.ndarray:
+        return np.array(
+            [np.nan if v is None else v
+             for v in every_reference_improvement(list(values), ref_active, pair_active)],
+            dtype=np.float64,
+        )
+
     return SSUtteranceScore(
         ref_active=ref_active,
         est_active=est_active,
         assignment=assignment,
         pair_active=pair_active,
         si_snr=out["si_snr"],
-        si_snri=out["si_snr"] - out["si_snr_mixture"],
+        si_snri=si_snri,
         sdr=out["sdr"],
-        sdri=out["sdr"] - out["sdr_mixture"],
+        sdri=sdri,
         si_snr_mixture=out["si_snr_mixture"],
         sdr_mixture=out["sdr_mixture"],
         num_ref_active=num_ref_active,
         num_est_active=num_est_active,
         separation=separation_type(num_ref_active, num_est_active),
+        si_snri_all_refs=all_refs(si_snri),
+        sdri_all_refs=all_refs(sdri),
         si_snr_matrix=full_matrix,
     )
 

@@ -15,8 +15,11 @@ CLI, the first N utterances (sorted ids) of a decoding dir::
 
 In ``ss`` mode the estimates are put in the row of the reference that the
 SI-SNR assignment (FUSS rules, as ``use_scoring``) gives them, and each title
-carries the SI-SNRi; estimates assigned to no reference get rows of their
-own.  In ``tse`` mode estimate k is shown next to reference k.
+carries the SI-SNRi; with one active reference the mixture is the source, so
+the title carries the estimate's SI-SNR instead (an SI-SNRi there measures
+nothing: the 80 dB clamp decides it).  An estimate too quiet to be active is
+titled as a miss; estimates assigned to no reference get rows of their own.
+In ``tse`` mode estimate k is shown next to reference k.
 """
 import argparse
 import logging
@@ -30,7 +33,11 @@ from matplotlib.figure import Figure
 
 from espnet2_use.scoring.datadir import DataDirError, EstimateSet, ReferenceSet
 from espnet2_use.utils.fileio import atomic_write
-from espnet2_use.scoring.metrics import NoActiveReferenceError, score_ss_utterance
+from espnet2_use.scoring.metrics import (
+    NoActiveReferenceError,
+    SSUtteranceScore,
+    score_ss_utterance,
+)
 
 ArrayLike = Union[np.ndarray, torch.Tensor]
 
@@ -170,7 +177,14 @@ def _ss_rows(
     estimates: Dict[int, np.ndarray],
     utt: str,
 ) -> Tuple[List[Optional[np.ndarray]], List[Optional[np.ndarray]], List[str]]:
-    """Orders SS estimates by their assigned reference; titles carry SI-SNRi."""
+    """Orders SS estimates by their assigned reference; titles carry the score.
+
+    Returns:
+        References and estimates per row, and the panel titles (see
+        :func:`plot_spectrograms`): "spk{k} (SI-SNRi x dB)" for an active pair
+        of a multi-source utterance, "spk{k} (SI-SNR x dB)" with one active
+        reference, "spk{k} (inactive: missed)" for an inactive estimate.
+    """
     ks = sorted(estimates)
     try:
         score = score_ss_utterance(mixture, references, [estimates[k] for k in ks],
@@ -184,7 +198,7 @@ def _ss_rows(
     for r, e in enumerate(assignment):
         if e >= 0:
             row_ests.append(estimates[ks[e]])
-            est_titles.append(f"spk{ks[e]} (SI-SNRi {score.si_snri[r]:.1f} dB)")
+            est_titles.append(_ss_title(ks[e], r, score))
         else:
             row_ests.append(None)
             est_titles.append("")
@@ -196,6 +210,16 @@ def _ss_rows(
     titles = [utt] + [f"reference {r + 1}" if ref is not None else ""
                       for r, ref in enumerate(row_refs)] + est_titles
     return row_refs, row_ests, titles
+
+
+def _ss_title(k: int, r: int, score: SSUtteranceScore) -> str:
+    """Title of estimate ``spk{k}`` assigned to reference index ``r``."""
+    if not score.pair_active[r]:
+        return f"spk{k} (inactive: missed)"
+    if score.num_ref_active == 1:
+        # The mixture is the source: its SI-SNRi would be the clamp's, not a measure.
+        return f"spk{k} (SI-SNR {score.si_snr[r]:.1f} dB)"
+    return f"spk{k} (SI-SNRi {score.si_snri[r]:.1f} dB)"
 
 
 def get_parser() -> argparse.ArgumentParser:
