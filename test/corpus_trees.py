@@ -11,12 +11,21 @@ has, so that a recipe's ``local/data.sh`` can be tested without the corpus:
 - ``make_fuss``: ``ssdata[_reverb]/{train,validation,eval}/example<N>.wav`` (+
   ``.jams``, ``.txt``), ``example<N>_sources/{background0,foreground<i>}_sound.wav``
   and the tab-separated ``<split>_example_list.txt``.
-- ``make_audioset``: ``balanced_train_segments.csv``/``eval_segments.csv`` (three
-  comment lines, quoted label lists), ``class_labels_indices.csv``, clips under
-  nested folders with several real naming schemes, a few ``.mp4`` videos (one clip
-  has only its video), and AudioCaps' ``dataset/{train,val,test}.csv``.
-- ``make_vggsound``: header-less ``vggsound.csv`` (one quoted label with a comma)
-  and ``<YTID>_<start:06d>.mp4`` videos with an AAC audio track.
+- ``make_fuss`` also builds the output of FUSS's data augmentation
+  (``fuss_augment_<seed>/ssdata[_reverb]``: train and validation only, no eval split,
+  with the reverb step's ``mix_info.txt``, ``src_list.txt``, ``rir_list.txt``).
+- ``make_audioset``: ``balanced_train_segments.csv``/``eval_segments.csv``/
+  ``unbalanced_train_segments.csv`` (three comment lines, quoted label lists),
+  ``class_labels_indices.csv``, clips under nested folders with several real naming
+  schemes (audiosetdl's ``audio/<YTID>_<start ms>_<end ms>.flac`` among them), a few
+  ``.mp4`` videos (one clip has only its video), and AudioCaps' ``dataset/{train,val,
+  test}.csv``, whose clips, as in the real AudioCaps, come from the unbalanced list and
+  none from the balanced or eval lists.
+- ``make_vggsound``: header-less ``vggsound.csv`` (one quoted label with a comma) and
+  either the released archives' ``<YTID>_<start:06d>.mp4`` videos with an AAC audio
+  track, or the audiosetdl downloader's ``video/<YTID>_<start ms>_<end ms>.mp4`` and
+  ``audio/<same>.flac``, with audio-only copies (flac or wav, beside or instead of the
+  mp4).
 """
 from __future__ import annotations
 
@@ -168,13 +177,27 @@ FUSS_DIGITS = {"train": 5, "validation": 4, "eval": 4}
 
 
 def make_fuss(root: Path, splits: Dict[str, int] = None, seconds: float = 0.25,
-              fs: int = 16000, variants: Sequence[str] = ("ssdata", "ssdata_reverb")) -> Path:
+              fs: int = 16000, variants: Sequence[str] = ("ssdata", "ssdata_reverb"),
+              augmented: bool = False) -> Path:
     """A FUSS tree: mixtures with 1..4 sources (cycling), lists, jams/txt side files.
+
+    Args:
+        root: Where to build it (the real trees are ``<ROOT_DIR>/fuss_dev`` and
+            ``<ROOT_DIR>/fuss_augment_<seed>``).
+        splits: Split -> number of examples (default: train 4, validation 2, eval 3).
+        seconds: Length of every wav.
+        fs: Sampling rate.
+        variants: Which of ``ssdata``/``ssdata_reverb`` to build.
+        augmented: Build the output of FUSS's ``run_data_augmentation.sh``: train and
+            validation only (its ``run_scaper.sh`` sets ``NUM_EVAL_MIX=0``, and
+            make_ss_examples.py then writes neither the eval folder nor its list), and
+            ``run_reverb_and_mix.sh``'s side files in ``ssdata_reverb``.
 
     Returns:
         ``root`` (holding ``ssdata/`` and ``ssdata_reverb/``).
     """
-    splits = splits or {"train": 4, "validation": 2, "eval": 3}
+    splits = splits or ({"train": 5, "validation": 2} if augmented
+                        else {"train": 4, "validation": 2, "eval": 3})
     for v_i, variant in enumerate(variants):
         base = root / variant
         for split, count in splits.items():
@@ -192,6 +215,12 @@ def make_fuss(root: Path, splits: Dict[str, int] = None, seconds: float = 0.25,
                 (base / split / f"{stem}.txt").write_text("scaper annotation\n")
                 lines.append("\t".join([f"{split}/{stem}.wav"] + rels))
             (base / f"{split}_example_list.txt").write_text("\n".join(lines) + "\n")
+        if augmented and variant == "ssdata_reverb":
+            lists = [(base / f"{split}_example_list.txt").read_text() for split in splits]
+            (base / "src_list.txt").write_text("".join(lists))
+            (base / "mix_info.txt").write_text("train/example00000.wav\trir_0001\n")
+            (base / "rir_list.txt").write_text("rir_0001\ttrain/rir_0001.wav\n")
+            (base / "log").mkdir(exist_ok=True)
     return root
 
 
@@ -236,6 +265,23 @@ def _ytid(rng: np.random.Generator) -> str:
     return "".join(alphabet[i] for i in rng.integers(0, len(alphabet), 11))
 
 
+# AudioCaps' clips, all from the unbalanced list: (mids, AudioCaps split, file on disk).
+_AUDIOCAPS_PLAN = [
+    (["/m/09x0r"], "train", True),
+    (["/m/0jbk", "/m/0bt9lr"], "train", True),
+    (["/m/04rlf"], "train", True),
+    (["/m/06mb1"], "train", True),
+    (["/m/07pbtc8"], "train", True),
+    (["/m/0l15bq"], "train", False),  # listed, never downloaded
+    (["/m/01yrx", "/m/0jbk"], "val", True),
+    (["/m/09x0r"], "test", True),
+    (["/m/04rlf"], "test", True),
+    (["/m/06mb1"], "test", True),
+    (["/m/0k4j"], "test", True),
+    (["/m/03m9d0z"], "test", False),
+]
+
+
 def make_audioset(root: Path, seconds: float = 1.0, fs: int = 22050,
                   with_audiocaps: bool = True) -> Dict[str, object]:
     """An AudioSet tree with nested folders, several clip naming schemes and videos.
@@ -245,9 +291,16 @@ def make_audioset(root: Path, seconds: float = 1.0, fs: int = 22050,
     ``eval_segments/<YTID>_<start:.3f>_<end:.3f>.wav``. Dog clips have an mp4
     under ``video/<YTID>_<start>.mp4``; the first test Music clip has only its mp4.
 
+    ``unbalanced_train_segments.csv`` lists AudioCaps' clips (``_AUDIOCAPS_PLAN``) and
+    a few others; the AudioCaps clips that were downloaded are named as the audiosetdl
+    downloader names them, ``audio/unbal/<YTID>_<start ms>_<end ms>.flac``. AudioCaps'
+    CSVs (real header; val and test with five captions per clip, a caption with a
+    comma quoted) list only clips of the unbalanced list, as the real ones do.
+
     Returns:
         ``{"root": Path, "audiocaps": Path or None, "unseen": Path (a class list file),
-        "train_rows": [(ytid, start, mids)], "test_rows": [...]}``.
+        "train_rows": [(ytid, start, mids, seed)], "test_rows": [...],
+        "audiocaps_rows": [(ytid, start, mids, split, on_disk, captions)]}``.
     """
     rng = np.random.default_rng(1234)
     _write_csv(root / "class_labels_indices.csv", ["index", "mid", "display_name"],
@@ -289,21 +342,45 @@ def make_audioset(root: Path, seconds: float = 1.0, fs: int = 22050,
         if "/m/0bt9lr" in mids:
             write_mp4(root / "video" / f"{ytid}_{int(start)}.mp4", x, fs, seconds, seed=s)
 
+    # The unbalanced list: AudioCaps' clips among others never downloaded.
+    caps_rng = np.random.default_rng(4321)
+    audiocaps_rows = []
+    for i, (mids, split, on_disk) in enumerate(_AUDIOCAPS_PLAN):
+        ytid, start = _ytid(caps_rng), float(int(caps_rng.integers(0, 30)) * 10)
+        n_caps = 1 if split == "train" else 5
+        captions = [f"{split} caption {c} of clip {i}, a sound of {len(mids)} tags"
+                    if c == 0 and i % 3 == 0 else f"{split} caption {c} of clip {i}"
+                    for c in range(n_caps)]
+        audiocaps_rows.append((ytid, start, mids, split, on_disk, captions))
+        if on_disk:
+            ms, me = int(start * 1000), int((start + 10) * 1000)
+            write_wav(root / "audio" / "unbal" / f"{ytid}_{ms}_{me}.flac",
+                      tone(seconds, fs, seed=500 + i), fs, fmt="FLAC")
+    others = [(_ytid(caps_rng), 30.0, ["/m/09x0r"]), (_ytid(caps_rng), 0.0, ["/m/04rlf"])]
+    unbalanced = [(y, st, m) for y, st, m, *_ in audiocaps_rows] + others
+    unbalanced.sort(key=lambda r: r[0])  # the real list is sorted by YTID
+    with open(root / "unbalanced_train_segments.csv", "w", encoding="utf-8") as f:
+        f.write("# Segments csv created Sun Mar  5 10:54:25 2017\n")
+        f.write(f"# num_ytids={len(unbalanced)}, num_segs={len(unbalanced)}, "
+                f"num_unique_labels={len({m for r in unbalanced for m in r[2]})}, "
+                f"num_positive_labels={sum(len(r[2]) for r in unbalanced)}\n")
+        f.write("# YTID, start_seconds, end_seconds, positive_labels\n")
+        for ytid, start, mids in unbalanced:
+            f.write(f'{ytid}, {start:.3f}, {start + 10:.3f}, "{",".join(mids)}"\n')
+
     audiocaps = None
     if with_audiocaps:
         audiocaps = root / "audiocaps" / "dataset"
         cols = ["audiocap_id", "youtube_id", "start_time", "caption"]
-        _write_csv(audiocaps / "train.csv", cols,
-                   [[str(9000 + i), y, str(int(st)), f"a recording number {i} of a sound"]
-                    for i, (y, st, _, _) in enumerate(train_rows[::2])])
-        _write_csv(audiocaps / "val.csv", cols, [])
-        _write_csv(audiocaps / "test.csv", cols,
-                   [[str(100 + 5 * i + c), y, str(int(st)), f"test caption {c} of clip {i}"]
-                    for i, (y, st, _, _) in enumerate(test_rows[::2]) for c in range(5)])
+        for split in ("train", "val", "test"):
+            rows = [[str(91000 + 10 * i + c), y, str(int(st)), cap]
+                    for i, (y, st, _, sp, _, caps) in enumerate(audiocaps_rows) if sp == split
+                    for c, cap in enumerate(caps)]
+            _write_csv(audiocaps / f"{split}.csv", cols, rows)
     unseen = root / "unseen_classes.txt"
     unseen.write_text("# unseen classes\n" + "\n".join(AUDIOSET_UNSEEN) + "\n")
     return {"root": root, "audiocaps": audiocaps, "unseen": unseen,
-            "train_rows": train_rows, "test_rows": test_rows}
+            "train_rows": train_rows, "test_rows": test_rows, "audiocaps_rows": audiocaps_rows}
 
 
 # --------------------------------------------------------------------------
@@ -315,11 +392,27 @@ VGGSOUND_LABELS = ["people marching", "dog barking", "male speech, man speaking"
 
 
 def make_vggsound(root: Path, n_train: int = 3, n_test: int = 2, seconds: float = 1.0,
-                  fs: int = 16000) -> Dict[str, object]:
-    """A VGGSound tree: header-less ``vggsound.csv`` and ``video/<YTID>_<start:06d>.mp4``.
+                  fs: int = 16000, layout: str = "archive") -> Dict[str, object]:
+    """A VGGSound tree: header-less ``vggsound.csv`` and the clips.
+
+    Args:
+        root: Where to build it.
+        n_train: Clips per label in the CSV's train split.
+        n_test: Clips per label in its test split.
+        seconds: Length of every clip.
+        fs: Sampling rate of the audio.
+        layout: ``archive``: ``scratch/VGGSound/video/<YTID>_<start:06d>.mp4`` (the
+            released archives), each with an AAC track. ``audiosetdl``: the downloader
+            VGGSound's README points to, ``video/<YTID>_<start ms>_<end ms>.mp4`` and
+            ``audio/<same>.flac``; clip i by ``i % 4``: 0 flac + mp4 without sound,
+            1 flac only, 2 mp4 with sound only, 3 an audio-only ``<YTID>_<start:06d>.wav``
+            beside an mp4 without sound of that name. Clip 4 is cut short (its name ends
+            7.5 s after the start, as audiosetdl names clips at the end of a video).
+            An mp4 without sound fails if the audio is taken from it.
 
     Returns:
-        ``{"root": Path, "rows": [(ytid, start, label, split)]}``.
+        ``{"root": Path, "rows": [(ytid, start, label, split)], "files": {(ytid, start):
+        (audio path, video path or None)}}``.
     """
     rng = np.random.default_rng(77)
     rows = []
@@ -328,7 +421,34 @@ def make_vggsound(root: Path, n_train: int = 3, n_test: int = 2, seconds: float 
             for _ in range(count):
                 rows.append((_ytid(rng), int(rng.integers(0, 300)), label, split))
     _write_csv(root / "vggsound.csv", None, [[y, str(s), lab, sp] for y, s, lab, sp in rows])
+    files: Dict[Tuple[str, int], Tuple[Path, Optional[Path]]] = {}
     for i, (ytid, start, _, _) in enumerate(rows):
-        write_mp4(root / "scratch" / "VGGSound" / "video" / f"{ytid}_{start:06d}.mp4",
-                  tone(seconds, fs, seed=i), fs, seconds, seed=i)
-    return {"root": root, "rows": rows}
+        x = tone(seconds, fs, seed=i)
+        if layout == "archive":
+            video = root / "scratch" / "VGGSound" / "video" / f"{ytid}_{start:06d}.mp4"
+            write_mp4(video, x, fs, seconds, seed=i)
+            files[(ytid, start)] = (video, video)
+            continue
+        if layout != "audiosetdl":
+            raise ValueError(f"unknown layout {layout!r}")
+        end_ms = start * 1000 + (7500 if i == 4 else 10000)
+        stem = f"{ytid}_{start * 1000}_{end_ms}"
+        flac, mp4 = root / "audio" / f"{stem}.flac", root / "video" / f"{stem}.mp4"
+        kind = i % 4
+        if kind == 0:
+            write_wav(flac, x, fs, fmt="FLAC")
+            write_mp4(mp4, None, fs, seconds, seed=i)
+            files[(ytid, start)] = (flac, mp4)
+        elif kind == 1:
+            write_wav(flac, x, fs, fmt="FLAC")
+            files[(ytid, start)] = (flac, None)
+        elif kind == 2:
+            write_mp4(mp4, x, fs, seconds, seed=i)
+            files[(ytid, start)] = (mp4, mp4)
+        else:
+            wav = root / "extracted" / f"{ytid}_{start:06d}.wav"
+            video = root / "clips" / f"{ytid}_{start:06d}.mp4"
+            write_wav(wav, x, fs)
+            write_mp4(video, None, fs, seconds, seed=i)
+            files[(ytid, start)] = (wav, video)
+    return {"root": root, "rows": rows, "files": files}

@@ -10,17 +10,25 @@ directly at the end.
 
 A data.sh parses its options, checks the corpus root and hands every option to
 local/prepare_<corpus>.py, which does everything else (reading, checking, staging and
-moving the sets into place). Every Python process of a recipe pays ESPnet's import
-(``import espnet2_use`` registers USE into ESPnet's task registries; about 10 s), so
-``bash local/data.sh`` runs only where the shell layer is the behaviour: one
-happy-path run per corpus (``shell_runs``, shared by several tests), ``--help``, the
-option checks and the missing root. Everything else calls ``prepare_<corpus>.main``
-in this process (``prepare``), from the recipe folder as data.sh does.
+moving the sets into place). Run as a script, a prepare_<corpus>.py imports no ESPnet
+module and touches no network (``test_data_preparation_imports_no_espnet_and_stays_offline``
+runs all four in a fresh process to show it). ``bash local/data.sh`` runs where the
+shell layer is the behaviour: one happy-path run per corpus (``shell_runs``, shared by
+several tests), ``--help``, the option checks and the missing root. Everything else
+calls ``prepare_<corpus>.main`` in this process (``prepare``), from the recipe folder
+as data.sh does.
+
+The miniature trees follow the corpora as users have them: FUSS's official dev data
+and its augmentation output (no eval split), AudioSet's segment lists with AudioCaps'
+clips in the unbalanced list only, VGGSound's archives and the audiosetdl downloader's
+names with audio-only copies.
 """
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -340,7 +348,7 @@ def check_simulated_set(d: Path, num_spk: int, fs: int, seconds: float, labels: 
     return labels_of
 
 
-def test_audioset_data_dirs(shell_runs):
+def test_audioset_data_dirs(trees, shell_runs):
     data = shell_runs("audioset")  # audioset_args(trees["audioset"], data), through data.sh
     sets = ["dev", "local", "test_seen", "test_seen_tse", "test_unseen", "test_unseen_tse",
             "token_list", "train"]
@@ -364,12 +372,58 @@ def test_audioset_data_dirs(shell_runs):
             assert not used & unseen  # training and seen tests never see an unseen class
         # "Animal" is a parent of Dog and Cat: the rarer, more specific label is used.
         assert "Animal" not in used
-    # Clips covered by AudioCaps carry their caption, Dog clips their mp4.
+    # Clips covered by AudioCaps (all from the unbalanced list) carry their caption,
+    # Dog clips their mp4.
+    captions = audiocaps_first_captions(trees["audioset"])
+    for set_name in counts:
+        texts = {v for k in (1, 2, 3) for v in kaldi(data / set_name / f"text_spk{k}").values() if v}
+        assert texts <= captions["test" if set_name.startswith("test") else "train"]
     texts = [v for k in (1, 2, 3) for v in kaldi(data / "train" / f"text_spk{k}").values() if v]
-    assert texts and all(t.startswith("a recording number") for t in texts)
+    assert texts
     videos = {v for s in counts for k in (1, 2, 3)
               for v in kaldi(data / s / f"video_spk{k}.scp").values() if v}
     assert videos and all(v.endswith(".mp4") and Path(v).is_file() for v in videos)
+
+
+def audiocaps_first_captions(tree: Dict[str, object]) -> Dict[str, set]:
+    """The caption each AudioCaps clip on disk gets, by pool: AudioCaps' train and val
+    clips join the training clips, its test clips the test clips."""
+    out: Dict[str, set] = {"train": set(), "test": set()}
+    for _, _, _, split, on_disk, caps in tree["audiocaps_rows"]:
+        if on_disk:
+            out["test" if split == "test" else "train"].add(caps[0])
+    return out
+
+
+def test_audioset_captions_come_from_audiocaps_clips_of_the_unbalanced_list(trees, tmp_path,
+                                                                            prepare):
+    tree = trees["audioset"]
+    caps = tree["audiocaps_rows"]
+    # As in the real corpora: AudioCaps' clips are in none of the balanced/eval lists.
+    listed = {r[0] for r in tree["train_rows"] + tree["test_rows"]}
+    assert not listed & {r[0] for r in caps}
+    data = tmp_path / "data"
+    proc = ok(prepare("audioset", audioset_args(tree, data)))
+    sets = ("train", "dev", "test_seen", "test_unseen", "test_seen_tse", "test_unseen_tse")
+    texts = {s: {k: kaldi(data / s / f"text_spk{k}") for k in (1, 2, 3)} for s in sets}
+    # Training and test mixtures both get captions, each from its own AudioCaps split.
+    captions = audiocaps_first_captions(tree)
+    for pool in ("train", "test"):
+        got = {v for s in sets if s.startswith("test") == (pool == "test")
+               for k in (1, 2, 3) for v in texts[s][k].values() if v}
+        assert got and got <= captions[pool], pool
+    # The log says where AudioCaps' clips were found and, per set, how many mixtures
+    # got a caption.
+    on_disk = [r for r in caps if r[4]]
+    assert (f"AudioCaps: {len(caps)} captioned clips in {tree['audiocaps']}; {len(on_disk)} "
+            f"clips on disk have a caption; {len(caps)} listed in "
+            f"{tree['root'] / 'unbalanced_train_segments.csv'}, {len(caps) - len(on_disk)} of "
+            f"them without a file (skipped)") in proc.stdout
+    for s in sets:
+        n_mix = len(kaldi(data / s / "wav.scp"))
+        n_captioned = sum(1 for u in texts[s][1] if any(texts[s][k][u] for k in (1, 2, 3)))
+        assert re.search(rf"{re.escape(str(data / s))}: {n_mix} mixtures \(.*\); "
+                         rf"{n_captioned} of {n_mix} mixtures with a caption", proc.stdout), s
 
 
 @pytest.mark.parametrize("fraction", ["0.3", "0"])
@@ -440,6 +494,131 @@ def test_vggsound_data_dirs(trees, shell_runs):
                 label, split = split_of[Path(video).stem]
                 assert split == ("test" if set_name.startswith("test") else "train")
                 assert label_k[utt] == label and text_k[utt] == f"the sound of {label}"
+
+
+def test_vggsound_finds_audiosetdl_names_and_audio_only_copies(tmp_path, prepare):
+    tree = ct.make_vggsound(tmp_path / "vggsound", layout="audiosetdl")
+    data = tmp_path / "data"
+    # The mp4s beside a flac/wav have no sound: taking the audio from them would fail.
+    proc = ok(prepare("vggsound", vggsound_args(tree, data)))
+    files = prepare_vggsound.ClipFiles(tree["root"])
+    for (ytid, start), (audio, video) in tree["files"].items():
+        assert files.find(ytid, start) == (str(audio), None if video is None else str(video))
+    found = list(tree["files"].values())
+    assert (f"{len(found)} clips on disk: {sum(1 for _, v in found if v)} with an mp4 (video "
+            f"cue), {sum(1 for a, v in found if a != v)} with their audio from a flac/wav"
+            ) in proc.stdout
+    assert (data / "local" / "missing_clips.txt").read_text() == ""
+    mp4s = {str(v) for _, v in found if v}
+    labels_txt = data / "token_list" / "labels.txt"
+    with_video = without_video = 0
+    for set_name, cats in (("train", ["2mix", "3mix", "tse"]), ("test", ["2mix", "3mix"]),
+                           ("test_tse", ["tse"])):
+        d = data / set_name
+        check_simulated_set(d, 3, 8000, 0.5, labels_txt, cats)
+        for k in (1, 2, 3):
+            videos = kaldi(d / f"video_spk{k}.scp")
+            for utt, label in kaldi(d / f"label_spk{k}").items():
+                if label:  # a cued source: its clip's mp4, or none for an audio-only copy
+                    with_video += bool(videos[utt])
+                    without_video += not videos[utt]
+                    assert not videos[utt] or videos[utt] in mp4s
+    assert with_video and without_video
+
+
+# --------------------------------------------------------------------------
+# FUSS's augmentation output (no eval split)
+# --------------------------------------------------------------------------
+
+
+def fuss_set_roots(data: Path) -> Dict[str, set]:
+    """Per set, the folders its mixtures are in."""
+    return {s: {str(Path(p).parent) for p in kaldi(data / s / "wav.scp").values()}
+            for s in ("train", "dev", "test")}
+
+
+def test_fuss_augmented_tree_takes_the_eval_split_from_the_official_dev_data(tmp_path, prepare):
+    # FUSS's setup.sh: <ROOT_DIR>/fuss_dev (get_dev_data.sh) and
+    # <ROOT_DIR>/fuss_augment_<seed> (run_data_augmentation.sh, no eval split).
+    base = tmp_path / "fuss_root"
+    dev = ct.make_fuss(base / "fuss_dev")
+    aug = ct.make_fuss(base / "fuss_augment_2020", augmented=True)
+    assert not (aug / "ssdata_reverb" / "eval_example_list.txt").exists()
+    data = tmp_path / "data"
+    proc = ok(prepare("fuss", ["--fuss_dir", aug, "--data_dir", data]))
+    assert fuss_set_roots(data) == {"train": {str(aug / "ssdata_reverb" / "train")},
+                                    "dev": {str(aug / "ssdata_reverb" / "validation")},
+                                    "test": {str(dev / "ssdata_reverb" / "eval")}}
+    assert sorted(kaldi(data / "train" / "wav.scp")) == [f"train_example{i:05d}" for i in range(5)]
+    assert sorted(kaldi(data / "test" / "wav.scp")) == [f"eval_example{i:04d}" for i in range(3)]
+    assert f"3 mixtures (FUSS eval, {dev / 'ssdata_reverb'})" in proc.stdout
+    for set_name in ("train", "dev", "test"):
+        assert_valid(data / set_name, 4, fs=16000)
+
+    # Through data.sh, from a dev tree elsewhere (dry variant, eval split only).
+    other = ct.make_fuss(tmp_path / "elsewhere", splits={"eval": 2}, variants=("ssdata",))
+    data2 = tmp_path / "data2"
+    ok(run_data_sh("fuss", ["--fuss_dir", aug, "--fuss_dev_dir", other, "--variant", "dry",
+                            "--data_dir", data2]))
+    assert fuss_set_roots(data2)["test"] == {str(other / "ssdata" / "eval")}
+    assert len(kaldi(data2 / "test" / "wav.scp")) == 2
+
+    # Without the official dev data: a message naming both places and the option.
+    shutil.rmtree(dev)
+    data3 = tmp_path / "data3"
+    proc = prepare("fuss", ["--fuss_dir", aug, "--data_dir", data3])
+    assert proc.returncode == 1 and not data3.exists()
+    for text in (f"{aug}/ssdata_reverb/eval_example_list.txt does not exist",
+                 f"{base}/fuss_dev/ssdata_reverb/eval_example_list.txt", "--fuss_dev_dir",
+                 "no eval split"):
+        assert text in proc.stderr, proc.stderr
+
+
+# --------------------------------------------------------------------------
+# Offline and without ESPnet: data preparation as data.sh runs it
+# --------------------------------------------------------------------------
+
+# Runs local/prepare_<corpus>.py files as data.sh does (as __main__), with the network
+# refused, then reports what was imported and which connections were tried.
+OFFLINE_RUNNER = r"""
+import json, runpy, socket, sys
+attempts = []
+def refuse(*args, **kwargs):
+    attempts.append(repr(args[1:]))
+    raise OSError("no network during data preparation")
+socket.socket.connect = socket.socket.connect_ex = refuse
+socket.create_connection = refuse
+status = {}
+for script, argv in json.loads(sys.argv[1]):
+    sys.argv = [script] + argv
+    try:
+        runpy.run_path(script, run_name="__main__")
+    except SystemExit as e:
+        status[script] = e.code
+heavy = sorted(m for m in sys.modules
+               if m.split(".")[0] in ("espnet", "espnet2", "nltk", "torch", "transformers"))
+print(json.dumps({"status": status, "heavy": heavy, "attempts": attempts}))
+"""
+
+
+def test_data_preparation_imports_no_espnet_and_stays_offline(trees, tmp_path):
+    runs = [
+        ("librimix", librimix_args(trees["librimix"], tmp_path / "l", "2", "clean")),
+        ("fuss", ["--fuss_dir", trees["fuss"], "--data_dir", tmp_path / "f"]),
+        ("audioset", audioset_args(trees["audioset"], tmp_path / "a")),
+        ("vggsound", vggsound_args(trees["vggsound"], tmp_path / "v")),
+    ]
+    jobs = [(str(recipe_dir(c) / "local" / f"prepare_{c}.py"), [str(a) for a in args])
+            for c, args in runs]
+    proc = ok(subprocess.run([sys.executable, "-c", OFFLINE_RUNNER, json.dumps(jobs)],
+                             cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                             env=dict(os.environ, OMP_NUM_THREADS="1")))
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert report["status"] == {script: 0 for script, _ in jobs}, proc.stderr
+    assert report["heavy"] == [] and report["attempts"] == []
+    assert "nltk" not in proc.stderr
+    for corpus, args in runs:
+        assert (Path(args[args.index("--data_dir") + 1]) / "train" / "wav.scp").is_file()
 
 
 # --------------------------------------------------------------------------
@@ -516,6 +695,11 @@ def _as_delete_clip(root: Path) -> List[str]:
     return []
 
 
+def _as_no_unbalanced_list(root: Path) -> List[str]:
+    (root / "unbalanced_train_segments.csv").unlink()
+    return ["--audiocaps_dir", root / "audiocaps" / "dataset"]
+
+
 def _vgg_bad_split(root: Path) -> List[str]:
     csv_path = root / "vggsound.csv"
     lines = csv_path.read_text().splitlines()
@@ -551,7 +735,12 @@ BAD_CASES = {
     "fuss-no-root": (fuss_case(lambda r: shutil.rmtree(r) or []), ["does not exist"]),
     "fuss-no-variant": (fuss_case(_delete("ssdata_reverb")[0]), ["ssdata_reverb", "does not exist"]),
     "fuss-no-list": (fuss_case(_delete("ssdata_reverb/eval_example_list.txt")[0]),
-                     ["ssdata_reverb/eval_example_list.txt", "does not exist"]),
+                     ["ssdata_reverb/eval_example_list.txt", "does not exist",
+                      "fuss_dev/ssdata_reverb/eval_example_list.txt", "--fuss_dev_dir"]),
+    "fuss-no-train-list": (fuss_case(_delete("ssdata_reverb/train_example_list.txt")[0]),
+                           ["ssdata_reverb/train_example_list.txt", "does not exist"]),
+    "fuss-dev-dir-missing": (fuss_case(lambda r: ["--fuss_dev_dir", r / "no_such_dev"]),
+                             ["no_such_dev", "does not exist", "dev data"]),
     "fuss-bad-line": (fuss_case(_fuss_bad_line),
                       ["eval_example_list.txt: line 4", "6 tab-separated field(s)"]),
     "fuss-listed-file-missing": (
@@ -571,6 +760,14 @@ BAD_CASES = {
                                ["eval_segments.csv: line", "/m/0xxxxx", "class_labels_indices.csv"]),
     "audioset-clip-missing": (audioset_case(_as_delete_clip),
                               ["eval_segments.csv: line", "1 listed segment(s)", "--allow_missing true"]),
+    "audioset-audiocaps-without-unbalanced-list": (
+        audioset_case(_as_no_unbalanced_list),
+        ["audiocaps/dataset", "no clip on disk has an AudioCaps caption",
+         "no unbalanced_train_segments.csv in --meta_dir", "--unbalanced_csv"]),
+    "audioset-unbalanced-csv-missing": (
+        audioset_case(lambda r: ["--audiocaps_dir", r / "audiocaps" / "dataset",
+                                 "--unbalanced_csv", "unbal_segments.csv"]),
+        ["unbal_segments.csv", "does not exist", "--unbalanced_csv"]),
     "vggsound-no-root": (vggsound_case(lambda r: shutil.rmtree(r) or []), ["does not exist"]),
     "vggsound-no-csv": (vggsound_case(_delete("vggsound.csv")[0]), ["vggsound.csv", "does not exist"]),
     "vggsound-bad-split": (vggsound_case(_vgg_bad_split),

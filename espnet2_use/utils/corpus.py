@@ -20,9 +20,14 @@ different corpus layouts but write the same Kaldi-style data directories (see
   the data directory and moved into place only when the whole preparation
   succeeded, so a failed run leaves no half-written data directory behind.
 
-This module imports neither torch nor PyAV at import time, so the recipe
-helpers start quickly (the recipes' ``local/prepare_*.py`` also skip the
-``espnet2_use`` package's ``__init__``, which imports ESPnet's tasks).
+This module and what it imports (``espnet2_use.utils.audio``, ``.data_dir``,
+``.fileio``) need numpy and soundfile only: no ESPnet module, no torch, and
+PyAV or scipy only inside the functions that decode or resample. The recipes'
+``local/prepare_*.py``, run as scripts by ``local/data.sh``, import this module
+without running the ``espnet2_use`` package's ``__init__`` (which may import
+ESPnet's tasks to register USE), so data preparation starts in well under a
+second and never makes ESPnet's dependencies (NLTK) reach for the network;
+test_corpus_prep.py checks that in a fresh process.
 """
 from __future__ import annotations
 
@@ -49,8 +54,6 @@ CUE_FILES: Dict[str, str] = {
     "label": "label_spk{k}",
     "video": "video_spk{k}.scp",
 }
-
-# Extensions soundfile reads directly; anything else is decoded with PyAV.
 
 
 class CorpusError(RuntimeError):
@@ -190,6 +193,10 @@ class FileIndex:
 
     def __len__(self) -> int:
         return sum(len(v) for v in self._by_stem.values())
+
+    def stems(self) -> List[str]:
+        """Every file stem found, in sorted order."""
+        return sorted(self._by_stem)
 
     def find(self, stems: Iterable[str], extensions: Sequence[str]) -> Optional[str]:
         """Return the first file matching any stem (in order) with any extension.
@@ -766,12 +773,27 @@ def write_mixture_sets(
             dropped = len(plans) - len(utts)
             print(f"{final}: {len(utts)} mixtures ("
                   + ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
-                  + (f"; {dropped} dropped for a silent clip" if dropped else "") + ")")
+                  + (f"; {dropped} dropped for a silent clip" if dropped else "") + ")"
+                  + (f"; {caption_summary(utts)}" if "text" in cue_kinds else ""))
             written[set_name] = len(utts)
     finally:
         if pool is not None:
             pool.terminate()
     return written
+
+
+def caption_summary(utts: Sequence[Utterance]) -> str:
+    """How many mixtures and cued sources have a caption, for the preparation's log.
+
+    A source is cued when it has a label (every source of a 2mix/3mix, the
+    target of a tse); a mixture counts when at least one of its sources has a
+    caption.
+    """
+    cued = sum(1 for u in utts for k in range(len(u.sources)) if u.cue("label", k))
+    captioned = sum(1 for u in utts for k in range(len(u.sources)) if u.cue("text", k))
+    mixtures = sum(1 for u in utts if any(u.cue("text", k) for k in range(len(u.sources))))
+    return (f"{mixtures} of {len(utts)} mixtures with a caption "
+            f"({captioned} of {cued} cued sources)")
 
 
 def add_mixture_arguments(parser) -> None:

@@ -11,6 +11,9 @@ local_data_opts=""   # more options of local/data.sh, e.g. "--meta_dir /data/met
 recipe_options="audioset_dir audiocaps_dir local_data_opts"
 recipe_help="Usage: ./run.sh --audioset_dir <clips> [--audiocaps_dir <AudioCaps dataset/>]
                 [options of use.sh]
+  AudioCaps' clips come from AudioSet's unbalanced_train_segments.csv: keep it beside the
+  other CSVs (or pass --local_data_opts \"--unbalanced_csv <file>\") and its AudioCaps
+  clips under --audioset_dir; local/data.sh --help lists the layouts and file names.
   Stage 2 reads pretrained/distilbert-base-uncased (a transformers folder) and
   pretrained/swin_tiny_patch4_window7_224.safetensors (timm weights);
   see conf/train_stage2.yaml and RESULTS.md.

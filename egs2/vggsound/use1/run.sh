@@ -5,13 +5,16 @@
 # pretrained/ (see RESULTS.md).
 set -euo pipefail
 
-vggsound_dir=""      # folder with the VGGSound mp4 clips and vggsound.csv (stage 1 reads it)
+vggsound_dir=""      # folder with vggsound.csv and the clips (mp4 and/or flac/wav; stage 1 reads it)
 local_data_opts=""   # more options of local/data.sh, e.g. "--allow_missing true --nj 8"
 recipe_options="vggsound_dir local_data_opts"
 recipe_help="Usage: ./run.sh --vggsound_dir <clips> [options of use.sh]
   Stage 2 reads pretrained/distilbert-base-uncased (a transformers folder) and
   pretrained/swin_tiny_patch4_window7_224.safetensors (timm weights);
   see conf/train_stage2.yaml and RESULTS.md.
+  Clips: <YTID>_<start:06d>.mp4 (the released archives) or the audiosetdl downloader's
+  video/<YTID>_<start ms>_<end ms>.mp4 with audio/<same>.flac, any folder depth; flac/wav
+  copies beside or instead of the mp4 (local/data.sh --help lists the layouts).
   e.g. ./run.sh --vggsound_dir /data/vggsound --ngpu 4
        cmd_backend=slurm ./run.sh --vggsound_dir /data/vggsound --ngpu 8 --num_nodes 2"
 . utils/parse_recipe_options.sh

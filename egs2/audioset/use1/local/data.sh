@@ -23,6 +23,8 @@ Options:
   --class_labels_csv <name> (default: class_labels_indices.csv)
   --audiocaps_dir <dir>     AudioCaps' dataset/ folder with train.csv, val.csv, test.csv;
                             gives captions (text cues) to the clips it covers (default: none)
+  --unbalanced_csv <name>   segments CSV listing AudioCaps' clips, read with --audiocaps_dir
+                            (default: unbalanced_train_segments.csv in --meta_dir if there)
   --unseen_classes <file>   unseen classes, one display name or mid per line (default: a
                             seeded --unseen_fraction of the test clips' classes)
   --unseen_fraction <x>     (default: 0.1)
@@ -51,8 +53,17 @@ Corpus layout assumed (https://research.google.com/audioset/download.html):
   clips: <dir>/**/<name>.wav|.flac (audio) and/or <name>.mp4 (video; also the audio
     source when no wav/flac exists), <name> one of <YTID>_<start> (e.g. --PJHxphWEs_30),
     <YTID>_<start:.3f>, <YTID>_<start:.1f>, <YTID>_<start ms>, <YTID>_<start:06d>,
-    <YTID>_<start>_<end> (s, s.3f or ms), Y<YTID>, Y<YTID>_<start:.3f>_<end:.3f>, <YTID>
-  AudioCaps (github.com/cdjkim/audiocaps, dataset/): audiocap_id,youtube_id,start_time,caption
+    <YTID>_<start>_<end> (s, s.3f or ms; the audiosetdl downloader writes
+    audio/<YTID>_<start ms>_<end ms>.flac and video/<same>.mp4), Y<YTID>,
+    Y<YTID>_<start:.3f>_<end:.3f>, <YTID>
+  AudioCaps (github.com/cdjkim/audiocaps, dataset/): train.csv, val.csv, test.csv with the
+    header audiocap_id,youtube_id,start_time,caption (val/test: 5 captions per clip)
+  unbalanced_train_segments.csv (same format as the segment CSVs): AudioCaps draws its clips
+    from this list, not from the balanced/eval ones. With --audiocaps_dir, the AudioCaps
+    clips it lists that are on disk join the clips (AudioCaps train/val: training, test:
+    testing), labelled from it; AudioCaps clips without a file are skipped. The script
+    prints how many clips and, per set, mixtures have a caption, and stops when
+    --audiocaps_dir is given and no clip on disk has a caption.
 
 Mixtures (our construction, the paper's lists are not public): each source is the
 loudest --segment_sec window of its 10-s clip (labels are clip-level) resampled to
@@ -74,6 +85,7 @@ train_csv=balanced_train_segments.csv
 test_csv=eval_segments.csv
 class_labels_csv=class_labels_indices.csv
 audiocaps_dir=
+unbalanced_csv=
 unseen_classes=
 unseen_fraction=0.1
 max_labels_per_clip=0
@@ -91,7 +103,7 @@ seed=0
 nj=1
 data_dir=data
 
-options=(audioset_dir meta_dir train_csv test_csv class_labels_csv audiocaps_dir unseen_classes
+options=(audioset_dir meta_dir train_csv test_csv class_labels_csv audiocaps_dir unbalanced_csv unseen_classes
   unseen_fraction max_labels_per_clip categories num_train_mix num_dev_mix num_test_mix
   dev_fraction fs segment_sec level_range tse_max_interferers allow_missing seed nj data_dir)
 while [ $# -gt 0 ]; do
@@ -124,7 +136,8 @@ log "AudioSet ${audioset_dir} -> ${data_dir}"
 python3 "$(dirname "${BASH_SOURCE[0]}")/prepare_audioset.py" \
   --audioset_dir "${audioset_dir}" --meta_dir "${meta_dir}" --train_csv "${train_csv}" \
   --test_csv "${test_csv}" --class_labels_csv "${class_labels_csv}" \
-  --audiocaps_dir "${audiocaps_dir}" --unseen_classes "${unseen_classes}" \
+  --audiocaps_dir "${audiocaps_dir}" --unbalanced_csv "${unbalanced_csv}" \
+  --unseen_classes "${unseen_classes}" \
   --unseen_fraction "${unseen_fraction}" --max_labels_per_clip "${max_labels_per_clip}" \
   --categories "${categories}" --num_train_mix "${num_train_mix}" --num_dev_mix "${num_dev_mix}" \
   --num_test_mix "${num_test_mix}" --dev_fraction "${dev_fraction}" --fs "${fs}" \

@@ -9,6 +9,8 @@ Reads (https://research.google.com/audioset/download.html, "CSV format")::
     <meta_dir>/class_labels_indices.csv      # index,mid,display_name
     <audioset_dir>/**/<clip>.{wav,flac}      # the downloaded 10-s clips, any folder depth
     <audioset_dir>/**/<clip>.mp4             # optional video of a clip
+    <meta_dir>/unbalanced_train_segments.csv # optional, same format: where AudioCaps'
+                                             #   clips are listed (read with --audiocaps_dir)
     <audiocaps_dir>/{train,val,test}.csv     # optional AudioCaps captions
                                              # (audiocap_id,youtube_id,start_time,caption;
                                              #  github.com/cdjkim/audiocaps, dataset/)
@@ -17,8 +19,21 @@ A clip file's name (without extension) is one of, in this order of preference:
 ``<YTID>_<start>`` (start in whole seconds, e.g. ``--PJHxphWEs_30``),
 ``<YTID>_<start:.3f>``, ``<YTID>_<start:.1f>``, ``<YTID>_<start in ms>``,
 ``<YTID>_<start:06d>``, ``<YTID>_<start>_<end>`` (whole seconds, seconds with 3
-decimals, or ms), ``Y<YTID>``, ``Y<YTID>_<start:.3f>_<end:.3f>``, ``<YTID>``.
-Audio comes from the wav/flac, or from the mp4 when there is none.
+decimals, or ms; ``<YTID>_<start ms>_<end ms>`` is how the audiosetdl downloader
+names its ``audio/*.flac`` and ``video/*.mp4``), ``Y<YTID>``,
+``Y<YTID>_<start:.3f>_<end:.3f>``, ``<YTID>``. Audio comes from the wav/flac, or
+from the mp4 when there is none.
+
+Captions (``--audiocaps_dir``): AudioCaps draws its clips from AudioSet's
+*unbalanced* segment list, so they are not among the balanced/eval clips. A
+clip of the train/test CSVs that AudioCaps covers gets its caption; besides,
+AudioCaps' clips listed in ``--unbalanced_csv`` (default:
+``unbalanced_train_segments.csv`` in ``--meta_dir`` when it is there) whose
+file is under ``--audioset_dir`` join the clips: AudioCaps' train and val clips
+the training clips, its test clips the test clips (their labels from that CSV).
+AudioCaps clips without a file are skipped (not an error). The script prints
+how many AudioCaps clips it found and, per set, how many mixtures got a
+caption, and stops when captions were asked for and no clip on disk has one.
 
 Mixtures (our construction; the paper does not publish its lists): sources are
 the loudest ``--segment_sec`` window (AudioSet labels are clip-level) of clips
@@ -46,13 +61,33 @@ from __future__ import annotations
 
 import argparse
 import csv
+import importlib.util
 import os
 import sys
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Set, Tuple
 
 
-from espnet2_use.utils.corpus import (
+def _without_package_init(package: str) -> None:
+    """Let ``<package>.<module>`` be imported without running ``<package>/__init__.py``.
+
+    Run as a script (by local/data.sh) this file needs espnet2_use.utils.corpus and
+    its light siblings only, while the package's ``__init__`` may register USE into
+    ESPnet's tasks: seconds of start-up, and NLTK's data downloads tried (and failing)
+    on offline nodes. Imported as a module (the tests), the package is left as is.
+    """
+    if package in sys.modules:
+        return
+    spec = importlib.util.find_spec(package)
+    if spec is None or spec.submodule_search_locations is None:
+        return  # not installed: the import below says so
+    sys.modules[package] = importlib.util.module_from_spec(spec)
+
+
+if __name__ == "__main__":
+    _without_package_init("espnet2_use")
+
+from espnet2_use.utils.corpus import (  # noqa: E402  (after _without_package_init)
     Clip,
     CorpusError,
     FileIndex,
@@ -73,6 +108,8 @@ from espnet2_use.utils.corpus import (
 
 SEGMENT_HEADER = ["YTID", "start_seconds", "end_seconds", "positive_labels"]
 AUDIOCAPS_COLUMNS = ["audiocap_id", "youtube_id", "start_time", "caption"]
+AUDIOCAPS_SPLITS = ("train", "val", "test")
+UNBALANCED_CSV = "unbalanced_train_segments.csv"
 AUDIO_EXTS = (".wav", ".flac")
 VIDEO_EXTS = (".mp4",)
 
@@ -120,8 +157,16 @@ def read_class_labels(path: Path) -> "Dict[str, str]":
     return names
 
 
-def read_segments(path: Path, known_mids: Dict[str, str]) -> List[Segment]:
+def read_segments(path: Path, known_mids: Dict[str, str],
+                  wanted: Optional[Set[str]] = None) -> List[Segment]:
     """Read an AudioSet segments CSV (``balanced_train_segments.csv`` etc.).
+
+    Args:
+        path: The CSV.
+        known_mids: Mid -> display name of ``class_labels_indices.csv``.
+        wanted: YouTube ids to read, or None for all; other rows are skipped
+            unparsed (the unbalanced list has two million of them), and a list
+            holding none of them is no error.
 
     Raises:
         CorpusError: No ``# YTID, start_seconds, end_seconds, positive_labels``
@@ -143,6 +188,8 @@ def read_segments(path: Path, known_mids: Dict[str, str]) -> List[Segment]:
             if not header_seen:
                 raise CorpusError(f"{where}: data before the header comment; expected the "
                                   f"comment line '# {', '.join(SEGMENT_HEADER)}' first")
+            if wanted is not None and line.split(",", 1)[0].strip() not in wanted:
+                continue
             fields = next(csv.reader([line], skipinitialspace=True))
             if len(fields) != 4:
                 raise CorpusError(f"{where}: {len(fields)} fields; expected 4 "
@@ -163,37 +210,57 @@ def read_segments(path: Path, known_mids: Dict[str, str]) -> List[Segment]:
     if not header_seen:
         raise CorpusError(f"{path}: no header comment '# {', '.join(SEGMENT_HEADER)}'; "
                           f"expected an AudioSet segments CSV")
-    if not segments:
+    if not segments and wanted is None:
         raise CorpusError(f"{path}: no segments listed")
     return segments
 
 
-def read_audiocaps(audiocaps_dir: Path) -> Dict[Tuple[str, int], str]:
-    """Captions by (YouTube id, start second) from AudioCaps' CSVs.
+class AudioCaps:
+    """AudioCaps' captions by (YouTube id, start second), and each clip's split.
 
     The first caption of a clip in train.csv, val.csv, test.csv order wins
-    (val and test have five per clip).
+    (val and test have five per clip); a clip's split is the first CSV naming it.
+
+    Args:
+        audiocaps_dir: AudioCaps' ``dataset/`` folder.
 
     Raises:
-        CorpusError: None of the three CSVs exists, or one has wrong columns.
+        CorpusError: None of the three CSVs exists, one has wrong columns or a
+            start_time that is not a number, or no CSV lists any caption.
     """
-    found = [audiocaps_dir / f"{s}.csv" for s in ("train", "val", "test")
-             if (audiocaps_dir / f"{s}.csv").is_file()]
-    if not found:
-        raise CorpusError(f"{audiocaps_dir}: none of train.csv, val.csv, test.csv; expected "
-                          f"AudioCaps' CSVs ({','.join(AUDIOCAPS_COLUMNS)})")
-    captions: Dict[Tuple[str, int], str] = {}
-    for path in found:
-        for line, row in read_csv_rows(path, AUDIOCAPS_COLUMNS):
-            try:
-                key = (row["youtube_id"], int(round(float(row["start_time"]))))
-            except ValueError:
-                raise CorpusError(f"{path}: line {line}: start_time {row['start_time']!r}; "
-                                  f"expected seconds") from None
-            caption = " ".join(row["caption"].split())
-            if caption:
-                captions.setdefault(key, caption)
-    return captions
+
+    def __init__(self, audiocaps_dir: Path) -> None:
+        self.dir = audiocaps_dir
+        found = [audiocaps_dir / f"{s}.csv" for s in AUDIOCAPS_SPLITS
+                 if (audiocaps_dir / f"{s}.csv").is_file()]
+        if not found:
+            raise CorpusError(f"{audiocaps_dir}: none of train.csv, val.csv, test.csv; expected "
+                              f"AudioCaps' CSVs ({','.join(AUDIOCAPS_COLUMNS)})")
+        self.captions: Dict[Tuple[str, int], str] = {}
+        self.split: Dict[Tuple[str, int], str] = {}
+        for path in found:
+            for line, row in read_csv_rows(path, AUDIOCAPS_COLUMNS):
+                try:
+                    key = (row["youtube_id"], int(round(float(row["start_time"]))))
+                except ValueError:
+                    raise CorpusError(f"{path}: line {line}: start_time {row['start_time']!r}; "
+                                      f"expected seconds") from None
+                caption = " ".join(row["caption"].split())
+                if caption:
+                    self.captions.setdefault(key, caption)
+                    self.split.setdefault(key, path.stem)
+        if not self.captions:
+            raise CorpusError(f"{audiocaps_dir}: {', '.join(p.name for p in found)} list no "
+                              f"caption; expected rows {','.join(AUDIOCAPS_COLUMNS)}")
+
+    def caption(self, seg: "Segment") -> Optional[str]:
+        """The caption of a segment's clip, or None."""
+        return self.captions.get(caption_key(seg))
+
+
+def caption_key(seg: Segment) -> Tuple[str, int]:
+    """How AudioCaps names a segment's clip: (YouTube id, start in whole seconds)."""
+    return seg.ytid, int(round(seg.start))
 
 
 def clip_stems(seg: Segment) -> List[str]:
@@ -226,6 +293,86 @@ def read_unseen_file(path: Path, names: Dict[str, str]) -> List[str]:
     return sorted(set(out))
 
 
+def find_unbalanced_csv(meta: Path, name: str) -> Optional[Path]:
+    """The segments CSV that lists AudioCaps' clips, or None when there is none.
+
+    Args:
+        meta: The folder of the AudioSet CSVs.
+        name: ``--unbalanced_csv``: a file name in ``meta`` or a path, or "" for
+            ``unbalanced_train_segments.csv`` in ``meta`` if it is there.
+
+    Raises:
+        CorpusError: A CSV named explicitly does not exist.
+    """
+    if not name:
+        default = meta / UNBALANCED_CSV
+        return default.resolve() if default.is_file() else None
+    return require_file(_csv_path(meta, name), "an AudioSet segments CSV listing AudioCaps' "
+                        "clips (--unbalanced_csv)")
+
+
+def audiocaps_segments(audiocaps: AudioCaps, unbalanced: Optional[Path],
+                       listed: Sequence[Segment], names: Dict[str, str]
+                       ) -> Tuple[List[Segment], List[Segment]]:
+    """AudioCaps' clips that the train/test CSVs do not list, from ``unbalanced``.
+
+    Args:
+        audiocaps: The captions.
+        unbalanced: The segments CSV to look the clips up in (their labels), or None.
+        listed: The segments of the train and test CSVs (their clips are used anyway).
+        names: Mid -> display name.
+
+    Returns:
+        (segments of AudioCaps' train and val clips, segments of its test clips).
+    """
+    if unbalanced is None:
+        return [], []
+    have = {caption_key(seg) for seg in listed}
+    wanted = {key for key in audiocaps.captions if key not in have}
+    train: List[Segment] = []
+    test: List[Segment] = []
+    done: Set[Tuple[str, int]] = set()
+    for seg in read_segments(unbalanced, names, wanted={y for y, _ in wanted}):
+        key = caption_key(seg)
+        if key in wanted and key not in done:
+            done.add(key)
+            (test if audiocaps.split[key] == "test" else train).append(seg)
+    return train, test
+
+
+def report_captions(audiocaps: AudioCaps, unbalanced: Optional[Path], num_unbalanced: int,
+                    num_not_on_disk: int, clips: Sequence[Clip], csv_names: Sequence[str]) -> None:
+    """Print where AudioCaps' clips were found; stop when no clip on disk has a caption.
+
+    Args:
+        audiocaps: The captions.
+        unbalanced: The CSV AudioCaps' other clips were looked up in, or None.
+        num_unbalanced: How many AudioCaps clips that CSV listed.
+        num_not_on_disk: How many of those have no file.
+        clips: Every clip on disk (training and test).
+        csv_names: The train and test CSVs, for the message.
+
+    Raises:
+        CorpusError: None of the clips has a caption.
+    """
+    with_caption = sum(1 for c in clips if c.caption)
+    if unbalanced is None:
+        where = (f"no {UNBALANCED_CSV} in --meta_dir (AudioCaps' clips are listed there) and "
+                 f"no --unbalanced_csv")
+    else:
+        where = (f"{num_unbalanced} listed in {unbalanced}, {num_not_on_disk} of them "
+                 f"without a file (skipped)")
+    print(f"AudioCaps: {len(audiocaps.captions)} captioned clips in {audiocaps.dir}; "
+          f"{with_caption} clips on disk have a caption; {where}")
+    if with_caption == 0:
+        raise CorpusError(
+            f"{audiocaps.dir}: no clip on disk has an AudioCaps caption: none of AudioCaps' "
+            f"{len(audiocaps.captions)} clips is in {' or '.join(csv_names)} with a file, and "
+            f"{where}; expected captioned clips. AudioCaps draws its clips from AudioSet's "
+            f"{UNBALANCED_CSV}: put that CSV in --meta_dir (or name it with --unbalanced_csv) "
+            f"and the clips it lists under --audioset_dir, or leave out --audiocaps_dir")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -235,6 +382,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--test_csv", default="eval_segments.csv")
     p.add_argument("--class_labels_csv", default="class_labels_indices.csv")
     p.add_argument("--audiocaps_dir", default="", help="AudioCaps dataset/ folder (optional)")
+    p.add_argument("--unbalanced_csv", default="",
+                   help=f"segments CSV listing AudioCaps' clips, read with --audiocaps_dir "
+                        f"(default: {UNBALANCED_CSV} in --meta_dir when it is there)")
     p.add_argument("--unseen_classes", default="", help="file of unseen classes (optional)")
     p.add_argument("--unseen_fraction", type=float, default=0.1,
                    help="share of the test clips' classes made unseen when no file is given")
@@ -259,25 +409,36 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         meta = require_dir(args.meta_dir or root, "the folder of the AudioSet CSVs")
         names = read_class_labels(require_file(_csv_path(meta, args.class_labels_csv),
                                                "AudioSet's class_labels_indices.csv"))
-        train_segs = read_segments(require_file(_csv_path(meta, args.train_csv),
-                                                "an AudioSet segments CSV for training"), names)
-        test_segs = read_segments(require_file(_csv_path(meta, args.test_csv),
-                                               "an AudioSet segments CSV for testing"), names)
-        captions = (read_audiocaps(require_dir(args.audiocaps_dir, "AudioCaps' dataset folder"))
-                    if args.audiocaps_dir else {})
+        train_csv = require_file(_csv_path(meta, args.train_csv),
+                                 "an AudioSet segments CSV for training")
+        test_csv = require_file(_csv_path(meta, args.test_csv),
+                                "an AudioSet segments CSV for testing")
+        train_segs = read_segments(train_csv, names)
+        test_segs = read_segments(test_csv, names)
+        audiocaps = (AudioCaps(require_dir(args.audiocaps_dir, "AudioCaps' dataset folder"))
+                     if args.audiocaps_dir else None)
         unseen_file = (require_file(args.unseen_classes, "a list of unseen classes")
                        if args.unseen_classes else None)
+        caps_train_segs: List[Segment] = []
+        caps_test_segs: List[Segment] = []
+        unbalanced: Optional[Path] = None
+        if audiocaps is not None:
+            unbalanced = find_unbalanced_csv(meta, args.unbalanced_csv)
+            if unbalanced is not None and unbalanced not in (train_csv, test_csv):
+                caps_train_segs, caps_test_segs = audiocaps_segments(
+                    audiocaps, unbalanced, train_segs + test_segs, names)
 
         # Rarest label = most specific one (AudioSet also tags every ancestor).
         freq: Dict[str, int] = {}
-        for seg in train_segs + test_segs:
+        for seg in train_segs + test_segs + caps_train_segs + caps_test_segs:
             for m in seg.mids:
                 freq[m] = freq.get(m, 0) + 1
 
         index = FileIndex(root, AUDIO_EXTS + VIDEO_EXTS)
         missing: List[str] = []
+        caps_missing: List[str] = []
 
-        def to_clips(segs: List[Segment]) -> List[Clip]:
+        def to_clips(segs: List[Segment], missing: List[str]) -> List[Clip]:
             clips, ids = [], set()
             for seg in segs:
                 stems = clip_stems(seg)
@@ -296,13 +457,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 clips.append(Clip(
                     clip_id=seg.clip_id, audio=audio,
                     labels=tuple(names[m] for m in mids),
-                    caption=captions.get((seg.ytid, int(round(seg.start)))),
+                    caption=audiocaps.caption(seg) if audiocaps is not None else None,
                     video=video,
                 ))
             return clips
 
-        train_clips = to_clips(train_segs)
-        test_clips = to_clips(test_segs)
+        train_clips = to_clips(train_segs, missing) + to_clips(caps_train_segs, caps_missing)
+        test_clips = to_clips(test_segs, missing) + to_clips(caps_test_segs, caps_missing)
+        if audiocaps is not None:
+            report_captions(audiocaps, unbalanced, len(caps_train_segs) + len(caps_test_segs),
+                            len(caps_missing), train_clips + test_clips,
+                            [args.train_csv, args.test_csv])
         if missing and args.allow_missing != "true":
             raise CorpusError(
                 f"{len(missing)} listed segment(s) have no audio file under {root}; first: "

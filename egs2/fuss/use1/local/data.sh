@@ -10,23 +10,36 @@ help_message=$(cat <<'EOF'
 Usage: local/data.sh --fuss_dir <dir> [options]
 
 Writes data/{train,dev,test} (FUSS train, validation, eval; layout:
-egs2/TEMPLATE/use1/README.md) from FUSS already unpacked on this machine.
-Nothing is downloaded.
+egs2/TEMPLATE/use1/README.md) from FUSS already on this machine. Nothing is
+downloaded.
 
 Options:
-  --fuss_dir <dir>     FUSS root holding ssdata/ and/or ssdata_reverb/ (required)
+  --fuss_dir <dir>     FUSS root holding ssdata/ and/or ssdata_reverb/ (required): the
+                       official dev data (fuss_dev/) or the output of FUSS's data
+                       augmentation (fuss_augment_<seed>/)
+  --fuss_dev_dir <dir> FUSS root that the splits --fuss_dir lacks come from, e.g. eval
+                       (the test set) for fuss_augment_<seed>/, which has none (default:
+                       fuss_dev beside --fuss_dir, where FUSS's setup.sh puts the
+                       official dev data; read only when a split is missing)
   --data_dir <dir>     output data directory (default: data)
   --variant dry|reverb dry reads ssdata/, reverb reads ssdata_reverb/ (default: reverb,
                        the data of the DCASE2020 baseline and of FUSS results tables)
   --help               this message
 
-Corpus layout assumed (FUSS_ssdata.tar.gz / FUSS_ssdata_reverb.tar.gz, zenodo record
-3694384, made by google-research/sound-separation datasets/fuss make_ss_examples.py and
-reverberate_and_mix.py, read by models/dcase2020_fuss_baseline/train/data_io.py):
-  <fuss_dir>/ssdata[_reverb]/{train,validation,eval}_example_list.txt
-  <fuss_dir>/ssdata[_reverb]/<split>/example<NNNNN>.wav
-  <fuss_dir>/ssdata[_reverb]/<split>/example<NNNNN>_sources/background0_sound.wav,
-                                                     foreground{0,1,2}_sound.wav
+Corpus layouts accepted (google-research/sound-separation datasets/fuss; read by
+models/dcase2020_fuss_baseline/train/data_io.py):
+  The official dev data (FUSS_ssdata.tar.gz / FUSS_ssdata_reverb.tar.gz, zenodo record
+  3743844 in FUSS's setup.sh, earlier 3694384; get_dev_data.sh unpacks them into
+  <root>/fuss_dev):
+    <fuss_dir>/ssdata[_reverb]/{train,validation,eval}_example_list.txt
+    <fuss_dir>/ssdata[_reverb]/<split>/example<NNNNN>.wav (+ .jams, .txt)
+    <fuss_dir>/ssdata[_reverb]/<split>/example<NNNNN>_sources/background0_sound.wav,
+                                                       foreground{0,1,2}_sound.wav
+  The data augmentation's output (run_data_augmentation.sh: run_scaper.sh, then
+  run_reverb_and_mix.sh, into <root>/fuss_augment_<seed>): the same, with train and
+  validation only (no eval split, no eval_example_list.txt), plus mix_info.txt etc.;
+  the test set then comes from --fuss_dev_dir, e.g.
+    local/data.sh --fuss_dir <root>/fuss_augment_2020   # test: <root>/fuss_dev's eval
   A list line is tab-separated: mixture path, then its 1-4 source paths, relative
   to the list's folder.
 
@@ -41,13 +54,14 @@ EOF
 )
 
 fuss_dir=
+fuss_dev_dir=
 data_dir=data
 variant=reverb
 
 while [ $# -gt 0 ]; do
   case "$1" in
     --help|-h) echo "${help_message}"; exit 0 ;;
-    --fuss_dir|--data_dir|--variant)
+    --fuss_dir|--fuss_dev_dir|--data_dir|--variant)
       if [ $# -lt 2 ]; then echo "$0: option $1 needs a value" >&2; exit 1; fi
       printf -v "${1#--}" '%s' "$2"; shift 2 ;;
     *) echo "$0: unknown argument $1" >&2; echo "${help_message}" >&2; exit 1 ;;
@@ -68,5 +82,6 @@ if [ -f ./path.sh ]; then set +u; . ./path.sh; set -u; fi
 
 log "FUSS ${fuss_dir} (${variant}) -> ${data_dir}"
 python3 "$(dirname "${BASH_SOURCE[0]}")/prepare_fuss.py" \
-  --fuss_dir "${fuss_dir}" --data_dir "${data_dir}" --variant "${variant}"
+  --fuss_dir "${fuss_dir}" --fuss_dev_dir "${fuss_dev_dir}" --data_dir "${data_dir}" \
+  --variant "${variant}"
 log "done"

@@ -16,6 +16,16 @@ DCASE2020 baseline (models/dcase2020_fuss_baseline/train_model.py, data_io.py)::
 Each line of ``<split>_example_list.txt`` is tab-separated: the mixture's path,
 then its 1..4 source paths (background first), relative to the list's folder.
 
+``--fuss_dir`` may also be the output of FUSS's data augmentation
+(``run_data_augmentation.sh``: ``<root>/fuss_augment_<seed>/ssdata[_reverb]``,
+made by ``run_scaper.sh`` and ``run_reverb_and_mix.sh``), which has train and
+validation splits but no eval split (``NUM_EVAL_MIX=0``: no eval folder, no
+``eval_example_list.txt``). A split ``--fuss_dir`` lacks comes from the same
+variant of ``--fuss_dev_dir``: by default ``fuss_dev`` beside ``--fuss_dir``,
+where FUSS's ``setup.sh`` / ``get_dev_data.sh`` put the official dev data
+(``<root>/fuss_dev/ssdata[_reverb]``). The script prints which tree each set
+comes from.
+
 Output (egs2/TEMPLATE/use1/README.md): ``data/{train,dev,test}`` (FUSS train,
 validation, eval) with ``wav.scp``, ``spk1..4.scp``, ``utt2num_src`` (= number of
 source files, 1..4), ``utt2category`` (``<n>src``); an absent source k > n is
@@ -26,13 +36,33 @@ so no cue files and no labels.txt are written.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import sys
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 
-from espnet2_use.utils.corpus import (
+def _without_package_init(package: str) -> None:
+    """Let ``<package>.<module>`` be imported without running ``<package>/__init__.py``.
+
+    Run as a script (by local/data.sh) this file needs espnet2_use.utils.corpus and
+    its light siblings only, while the package's ``__init__`` may register USE into
+    ESPnet's tasks: seconds of start-up, and NLTK's data downloads tried (and failing)
+    on offline nodes. Imported as a module (the tests), the package is left as is.
+    """
+    if package in sys.modules:
+        return
+    spec = importlib.util.find_spec(package)
+    if spec is None or spec.submodule_search_locations is None:
+        return  # not installed: the import below says so
+    sys.modules[package] = importlib.util.module_from_spec(spec)
+
+
+if __name__ == "__main__":
+    _without_package_init("espnet2_use")
+
+from espnet2_use.utils.corpus import (  # noqa: E402  (after _without_package_init)
     CorpusError,
     StagedOutput,
     Utterance,
@@ -100,7 +130,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data_dir", default="data", help="output data directory")
     p.add_argument("--variant", choices=["dry", "reverb"], default="reverb",
                    help="dry: ssdata; reverb: ssdata_reverb (the DCASE2020 baseline's data)")
+    p.add_argument("--fuss_dev_dir", default="",
+                   help="FUSS tree that the splits --fuss_dir lacks come from (eval for the "
+                        "output of FUSS's augmentation, which has none); default: fuss_dev "
+                        "beside --fuss_dir (the official dev data, where FUSS's setup.sh puts it)")
     return p
+
+
+def find_example_lists(sub: Path, dev_sub: Path, dev_dir_given: bool) -> Dict[str, Path]:
+    """The example list of every split: from ``sub`` where it has one, else from ``dev_sub``.
+
+    Args:
+        sub: The variant folder of ``--fuss_dir`` (e.g. ``.../ssdata_reverb``).
+        dev_sub: The same variant folder of ``--fuss_dev_dir`` (or of its default).
+        dev_dir_given: Whether ``--fuss_dev_dir`` was given (for the message).
+
+    Raises:
+        CorpusError: ``sub`` has no train list, or a list it lacks is not in ``dev_sub``.
+    """
+    lists = {"train": require_file(sub / "train_example_list.txt",
+                                   "the FUSS train example list")}
+    for split in ("validation", "eval"):
+        own, other = sub / f"{split}_example_list.txt", dev_sub / f"{split}_example_list.txt"
+        if own.is_file():
+            lists[split] = own
+        elif other.is_file():
+            lists[split] = other
+        else:
+            named = ("--fuss_dev_dir" if dev_dir_given
+                     else "fuss_dev beside --fuss_dir, the default of --fuss_dev_dir")
+            raise CorpusError(
+                f"{own} does not exist, nor does {other} ({named}); expected the FUSS {split} "
+                f"example list in --fuss_dir or, for a tree without a {split} split (FUSS's "
+                f"data augmentation writes no eval split), in the same folder of the official "
+                f"dev data: pass its root (fuss_dev/) with --fuss_dev_dir")
+    return lists
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -110,19 +174,26 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         root = require_dir(args.fuss_dir, "the FUSS root holding ssdata/ and/or ssdata_reverb/")
         sub = require_dir(root / VARIANT_DIR[args.variant],
                           f"the FUSS {args.variant} data (FUSS_{VARIANT_DIR[args.variant]}.tar.gz "
-                          f"unpacked)")
+                          f"unpacked, or the output of FUSS's data augmentation)")
+        if args.fuss_dev_dir:
+            dev_root = require_dir(args.fuss_dev_dir, "the root of FUSS's dev data (fuss_dev/, "
+                                                      "holding ssdata/ and/or ssdata_reverb/)")
+        else:
+            dev_root = root.parent / "fuss_dev"
+        lists = find_example_lists(sub, dev_root / VARIANT_DIR[args.variant],
+                                   bool(args.fuss_dev_dir))
         sets: Dict[str, List[Utterance]] = {}
         for split, set_name in SET_OF_SPLIT.items():
-            list_path = require_file(sub / f"{split}_example_list.txt",
-                                     f"the FUSS {split} example list")
-            sets[set_name] = read_example_list(list_path, split)
+            sets[set_name] = read_example_list(lists[split], split)
 
         with StagedOutput(Path(args.data_dir)) as out:
-            for set_name, utts in sets.items():
+            for split, set_name in SET_OF_SPLIT.items():
+                utts = sets[set_name]
                 write_silence(out.stage(set_name) / "silence.wav", FS)
                 write_data_dir(out.stage(set_name), utts, NUM_SPK,
                                silence=os.path.join(out.final(set_name), "silence.wav"))
-                print(f"{out.final(set_name)}: {len(utts)} mixtures")
+                print(f"{out.final(set_name)}: {len(utts)} mixtures (FUSS {split}, "
+                      f"{lists[split].parent})")
     except CorpusError as e:
         print(f"ERROR: {e}", file=sys.stderr)
         return 1

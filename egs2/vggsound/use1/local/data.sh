@@ -16,7 +16,7 @@ data/local/missing_clips.txt (clips skipped with --allow_missing true). Nothing 
 downloaded.
 
 Options:
-  --vggsound_dir <dir>      folder searched (recursively) for the mp4 clips (required)
+  --vggsound_dir <dir>      folder searched (recursively) for the clips (required)
   --csv <file>              the clip list (default: <vggsound_dir>/vggsound.csv)
   --caption_template <t>    text cue made from the label (default: "the sound of {label}")
   --categories "<c> ..."    mixture kinds of train/dev: 2mix 3mix tse (default: all three)
@@ -28,7 +28,7 @@ Options:
   --segment_sec <s>         length of every mixture (default: 5.0)
   --level_range <db>        source levels uniform in +-db around a common RMS (default: 5)
   --tse_max_interferers <n> a tse mixture has 1..n interferers (default: 2)
-  --allow_missing true|false  skip listed clips without an mp4 instead of stopping
+  --allow_missing true|false  skip listed clips without a file instead of stopping
                             (a YouTube-based download always misses some; default: false)
   --seed <n>                (default: 0)
   --nj <n>                  processes writing audio; the output does not depend on it (default: 1)
@@ -39,12 +39,20 @@ Corpus layout assumed (VGGSound, https://www.robots.ox.ac.uk/~vgg/data/vggsound/
 of github.com/hche11/VGGSound, data/vggsound.csv):
   vggsound.csv: no header, rows "YouTube ID,start seconds,label,train|test", e.g.
     ---g-f_I2yQ,1,people marching,test   (labels with commas are quoted)
-  clips: <dir>/**/<YTID>_<start:06d>.mp4, e.g. ---g-f_I2yQ_000001.mp4 (the naming of the
-    released video archives; <YTID>_<start>.mp4 is accepted too)
+  clips: <dir>/**/<name>.mp4 at any folder depth, <name> one of
+    <YTID>_<start:06d>, e.g. ---g-f_I2yQ_000001.mp4 (the released video archives)
+    <YTID>_<start ms>_<end ms>, e.g. video/---g-f_I2yQ_1000_11000.mp4 (the audiosetdl
+      downloader VGGSound's README points to; it puts the audio beside, as
+      audio/---g-f_I2yQ_1000_11000.flac)
+    <YTID>_<start>
+  audio-only copies: <name>.flac or <name>.wav (any of the names above), beside the
+    mp4 or instead of it
 
-The audio is decoded from each mp4 with PyAV and the mixtures and references are
-written as wavs under data/<set>/audio/; video_spk<k>.scp names the mp4 (the whole
-10-s clip). VGGSound has no captions: the text cue (text_spk<k>) is the template
+A clip's audio comes from its flac/wav when there is one, else from its mp4 (decoded
+with PyAV); the mixtures and references are written as wavs under data/<set>/audio/.
+video_spk<k>.scp names the clip's mp4 (the whole 10-s clip), or nothing for a clip
+without an mp4 (no video cue for that source). VGGSound has no captions: the text cue
+(text_spk<k>) is the template
 over the label, so it says no more than the label does. Mixtures: each source is
 the loudest --segment_sec window of its clip at a common RMS times a level uniform in
 +-level_range dB; one clip per class, classes drawn uniformly and all different.

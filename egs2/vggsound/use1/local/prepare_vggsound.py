@@ -7,13 +7,22 @@ the csv of https://github.com/hche11/VGGSound/blob/master/data/vggsound.csv)::
     <vggsound_dir>/vggsound.csv       # no header; rows  YouTube ID,start seconds,label,train|test
                                       # e.g.  ---g-f_I2yQ,1,people marching,test
                                       #       (labels with commas are quoted)
-    <vggsound_dir>/**/<YTID>_<start:06d>.mp4   # the 10-s clips, e.g. ---g-f_I2yQ_000001.mp4
-                                      # (the naming of the released video archives; any
-                                      #  folder depth; <YTID>_<start>.mp4 is accepted too)
+    <vggsound_dir>/**/<name>.mp4       # the 10-s clips, any folder depth, <name> one of
+                                      #   <YTID>_<start:06d>  (the released video archives,
+                                      #     e.g. ---g-f_I2yQ_000001.mp4)
+                                      #   <YTID>_<start ms>_<end ms>  (the audiosetdl
+                                      #     downloader VGGSound's README points to, e.g.
+                                      #     video/---g-f_I2yQ_1000_11000.mp4)
+                                      #   <YTID>_<start>
+    <vggsound_dir>/**/<name>.flac|.wav # audio-only copies, beside or instead of the mp4
+                                      #   (audiosetdl: audio/<YTID>_<start ms>_<end ms>.flac)
 
-Audio and video both come from the mp4: its audio track is decoded with PyAV,
-resampled to ``--fs`` and written as wav into the data directory (the
-mixtures' references); ``video_spk{k}.scp`` names the mp4 itself.
+A clip's audio comes from its flac/wav when there is one, else from the mp4's
+audio track (decoded with PyAV); either is resampled to ``--fs`` and written as
+wav into the data directory (the mixtures' references). ``video_spk{k}.scp``
+names the clip's mp4, or is empty for a clip that has no mp4 (an audio-only
+copy: that source has no video cue). An audiosetdl name's end may be any
+number (the downloader shortens clips at the end of a video).
 
 Mixtures (our construction; see espnet2_use/utils/corpus.py): sources are the
 loudest ``--segment_sec`` window of a clip at a common RMS times a level
@@ -35,13 +44,34 @@ from __future__ import annotations
 
 import argparse
 import csv
+import importlib.util
 import os
+import re
 import sys
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 
-from espnet2_use.utils.corpus import (
+def _without_package_init(package: str) -> None:
+    """Let ``<package>.<module>`` be imported without running ``<package>/__init__.py``.
+
+    Run as a script (by local/data.sh) this file needs espnet2_use.utils.corpus and
+    its light siblings only, while the package's ``__init__`` may register USE into
+    ESPnet's tasks: seconds of start-up, and NLTK's data downloads tried (and failing)
+    on offline nodes. Imported as a module (the tests), the package is left as is.
+    """
+    if package in sys.modules:
+        return
+    spec = importlib.util.find_spec(package)
+    if spec is None or spec.submodule_search_locations is None:
+        return  # not installed: the import below says so
+    sys.modules[package] = importlib.util.module_from_spec(spec)
+
+
+if __name__ == "__main__":
+    _without_package_init("espnet2_use")
+
+from espnet2_use.utils.corpus import (  # noqa: E402  (after _without_package_init)
     Clip,
     CorpusError,
     FileIndex,
@@ -60,7 +90,43 @@ from espnet2_use.utils.corpus import (
 )
 
 SPLITS = ("train", "test")
+AUDIO_EXTS = (".flac", ".wav")
 VIDEO_EXTS = (".mp4",)
+CLIP_SECONDS = 10  # VGGSound's clips: 10 s from the CSV's start
+AUDIOSETDL_STEM = re.compile(r"^(?P<ytid>.+)_(?P<start_ms>\d+)_(?P<end_ms>\d+)$")
+
+
+class ClipFiles:
+    """Finds a VGGSound clip's files under the corpus root, whatever the naming scheme.
+
+    Args:
+        root: The folder searched recursively.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.index = FileIndex(root, AUDIO_EXTS + VIDEO_EXTS)
+        # audiosetdl names: (YTID, start ms) -> stems, whatever the end.
+        self.by_start_ms: Dict[Tuple[str, int], List[str]] = {}
+        for stem in self.index.stems():
+            m = AUDIOSETDL_STEM.match(stem)
+            if m:
+                key = (m.group("ytid"), int(m.group("start_ms")))
+                self.by_start_ms.setdefault(key, []).append(stem)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    @staticmethod
+    def stems(ytid: str, start: int) -> List[str]:
+        """The names a clip may have, most likely first (the first is the archives')."""
+        ms = start * 1000
+        return [f"{ytid}_{start:06d}", f"{ytid}_{ms}_{ms + CLIP_SECONDS * 1000}", f"{ytid}_{start}"]
+
+    def find(self, ytid: str, start: int) -> Tuple[Optional[str], Optional[str]]:
+        """(audio file, video file) of a clip; audio is the flac/wav, else the mp4."""
+        stems = self.stems(ytid, start) + self.by_start_ms.get((ytid, start * 1000), [])
+        video = self.index.find(stems, VIDEO_EXTS)
+        return self.index.find(stems, AUDIO_EXTS) or video, video
 
 
 def read_vggsound_csv(path: Path) -> List[Tuple[str, int, str, str, str]]:
@@ -97,7 +163,8 @@ def read_vggsound_csv(path: Path) -> List[Tuple[str, int, str, str, str]]:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--vggsound_dir", required=True, help="folder searched for the mp4 clips")
+    p.add_argument("--vggsound_dir", required=True,
+                   help="folder searched for the clips (mp4, flac, wav)")
     p.add_argument("--csv", default="", help="the clip list (default: <vggsound_dir>/vggsound.csv)")
     p.add_argument("--caption_template", default="the sound of {label}",
                    help="text cue made from the label ({label} is replaced)")
@@ -109,38 +176,43 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """Prepare the VGGSound sets; return the exit status."""
     args = build_parser().parse_args(argv)
     try:
-        root = require_dir(args.vggsound_dir, "the VGGSound folder holding the mp4 clips")
+        root = require_dir(args.vggsound_dir, "the VGGSound folder holding the clips")
         categories = check_mixture_arguments(args)
         if "{label}" not in args.caption_template:
             raise CorpusError(f"--caption_template {args.caption_template!r}; expected a text "
                               f"with {{label}} in it")
         rows = read_vggsound_csv(require_file(Path(args.csv) if args.csv else root / "vggsound.csv",
                                               "VGGSound's vggsound.csv"))
-        index = FileIndex(root, VIDEO_EXTS)
-        clips = {s: [] for s in SPLITS}  # type: dict
+        files = ClipFiles(root)
+        clips: Dict[str, List[Clip]] = {s: [] for s in SPLITS}
         missing: List[str] = []
         seen_ids = set()
         for ytid, start, label, split, where in rows:
-            stems = [f"{ytid}_{start:06d}", f"{ytid}_{start}"]
-            video = index.find(stems, VIDEO_EXTS)
-            if video is None:
-                missing.append(f"{where}: expected {root}/**/{stems[0]}.mp4")
+            audio, video = files.find(ytid, start)
+            if audio is None:
+                stems = ClipFiles.stems(ytid, start)
+                missing.append(f"{where}: expected {root}/**/{stems[0]}.mp4 (or "
+                               f"{stems[1]}.mp4, or either name with .flac/.wav)")
                 continue
             clip_id = f"{ytid}_{start:06d}"
             if clip_id in seen_ids:
                 continue
             seen_ids.add(clip_id)
-            clips[split].append(Clip(clip_id=clip_id, audio=video, labels=(label,),
+            clips[split].append(Clip(clip_id=clip_id, audio=audio, labels=(label,),
                                      caption=args.caption_template.format(label=label),
                                      video=video))
         if missing and args.allow_missing != "true":
             raise CorpusError(
-                f"{len(missing)} listed clip(s) have no video file under {root}; first: "
-                + "; ".join(missing[:3])
+                f"{len(missing)} listed clip(s) have no file under {root} ({len(files)} "
+                f"audio/video files there); first: " + "; ".join(missing[:3])
                 + ". Pass --allow_missing true to skip clips that were not downloaded")
         if missing:
-            print(f"skipping {len(missing)} listed clips without a video "
+            print(f"skipping {len(missing)} listed clips without a file "
                   f"(list in {os.path.join(args.data_dir, 'local', 'missing_clips.txt')})")
+        found = [c for split in SPLITS for c in clips[split]]
+        print(f"{len(found)} clips on disk: {sum(1 for c in found if c.video)} with an mp4 "
+              f"(video cue), {sum(1 for c in found if c.audio != c.video)} with their audio "
+              f"from a flac/wav")
 
         train_pool, dev_pool = hold_out(clips["train"], args.dev_fraction,
                                         stable_seed(args.seed, "dev"))
