@@ -53,7 +53,13 @@ setup(
     packages=find_packages(include=["espnet2_use", "espnet2_use.*"]),
     install_requires=install_requires,
     extras_require=extras_require,
-    entry_points={"console_scripts": ["use-separate = espnet2_use.bin.use_separate:cli"]},
+    entry_points={
+        "console_scripts": [
+            "use-separate = espnet2_use.bin.use_separate:cli",
+            # The interpreter for stock ESPnet recipes: enh.sh --python espnet2-use-python
+            "espnet2-use-python = espnet2_use.bin.use_python:cli",
+        ]
+    },
     classifiers=[
         "Programming Language :: Python :: 3",
         "License :: OSI Approved :: Apache Software License",

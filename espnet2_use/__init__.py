@@ -1,13 +1,30 @@
 """USE for ESPnet: a unified model for universal sound separation and target sound extraction.
 
-Importing the package registers USE's components into ESPnet's choice registries
-(``separator: use`` in the ``enh`` task, ``extractor: use`` in the ``tse`` task).
+Importing the package is cheap: it imports nothing of ESPnet or torch. It installs an
+import hook (``espnet2_use.espnet_hooks``) so that, in this process, ESPnet's ``enh``
+task gets ``separator: use`` and its ``tse`` task ``extractor: use`` as soon as ESPnet
+loads them. ``from espnet2_use import USE`` loads the inference API on first use.
 """
-from espnet2_use.registry import register
+from typing import Any
+
+from espnet2_use.espnet_hooks import install as _install
 from espnet2_use.version import __version__
 
-register()
-
-from espnet2_use.inference import USE  # noqa: E402  (after registration, as it builds models)
+_install()
 
 __all__ = ["USE", "__version__", "register"]
+
+
+def register() -> None:
+    """Register USE into ESPnet's enh and tse tasks now (imports both; idempotent)."""
+    from espnet2_use.registry import register as _register
+
+    _register()
+
+
+def __getattr__(name: str) -> Any:
+    if name == "USE":
+        from espnet2_use.inference import USE
+
+        return USE
+    raise AttributeError(f"module 'espnet2_use' has no attribute {name!r}")

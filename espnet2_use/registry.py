@@ -1,26 +1,21 @@
-"""Registration of USE's components into ESPnet's own choice registries."""
-from espnet2.tasks import enh, enh_tse
-from espnet2_use.extractor.use_extractor import USEExtractor
-from espnet2_use.separator.use_separator import USESeparator
+"""Registration of USE's components into ESPnet's own choice registries.
 
-NAME = "use"
+Registration happens when ESPnet's task modules load (see ``espnet2_use.espnet_hooks``,
+installed by ``import espnet2_use``); :func:`register` forces it now.
+"""
+from espnet2_use.espnet_hooks import NAME, install
 
-
-def _add(choices, cls) -> None:
-    registered = choices.classes.get(NAME)
-    if registered is not None and registered is not cls:
-        raise RuntimeError(
-            f"--{choices.name} {NAME} is already registered to {registered}; "
-            f"cannot register {cls}"
-        )
-    choices.classes[NAME] = cls
+__all__ = ["NAME", "register"]
 
 
 def register() -> None:
-    """Add ``separator: use`` to ESPnet's enh task and ``extractor: use`` to its tse task.
+    """Add ``separator: use`` (and the ``use_existence`` loss) to ESPnet's ``enh`` task
+    and ``extractor: use`` to its ``tse`` task, importing both task modules.
 
-    Idempotent. ``import espnet2_use`` calls it, so a stock ESPnet recipe only needs
-    to run ESPnet's entry points through ``python -m espnet2_use.bin.<name>``.
+    Idempotent. Not needed after ``import espnet2_use``, which registers USE as soon
+    as ESPnet loads those modules; stock recipes run ESPnet's entry points through
+    the ``espnet2-use-python`` interpreter.
     """
-    _add(enh.separator_choices, USESeparator)
-    _add(enh_tse.extractor_choices, USEExtractor)
+    install()
+    import espnet2.tasks.enh  # noqa: F401
+    import espnet2.tasks.enh_tse  # noqa: F401

@@ -1,5 +1,10 @@
-"""ESPnet's `espnet2.bin.enh_tse_train`, with USE's components registered first."""
-import espnet2_use  # noqa: F401  (registers separator/extractor "use")
+"""Alias kept for old scripts: ESPnet's `espnet2.bin.enh_tse_train`, with USE registered.
+
+Prefer the interpreter, which needs no USE-specific module name::
+
+    espnet2-use-python -m espnet2.bin.enh_tse_train ARGS...
+"""
+import espnet2_use  # noqa: F401  (USE joins ESPnet's tasks as they load)
 from espnet2.bin.enh_tse_train import get_parser, main
 
 __all__ = ["get_parser", "main"]

@@ -21,18 +21,17 @@ import traceback
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
-from tqdm import tqdm
-
-from espnet2_use.inference import USE, SeparationResult
-from espnet2_use.utils.data_dir import read_kaldi_text
-from espnet2_use.utils.fileio import atomic_write_json, atomic_write_wav
-from espnet2_use.utils.plot import plot_spectrograms
+# Start-up: argument parsing (--help, a mistyped option) imports nothing heavy; the
+# model stack (torch, ESPnet's task, plotting) is imported once the arguments are
+# valid. Timed by tools/bench_startup.py.
 
 DEFAULT_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".m4a")
 
 
 def iter_inputs(inputs: Sequence[str], extensions: Sequence[str]) -> Iterator[Tuple[str, str]]:
     """(name, path) of every input: files, folders (recursive), wav.scp lists."""
+    from espnet2_use.utils.data_dir import read_kaldi_text
+
     for item in inputs:
         path = Path(item)
         if path.is_dir():
@@ -63,6 +62,9 @@ def write_outputs(
     out_dir: Path, source: str, result, plot: bool, mixture_path: str
 ) -> Dict:
     """Audio files, optional spectrogram and the manifest of one input."""
+    from espnet2_use.inference import SeparationResult
+    from espnet2_use.utils.fileio import atomic_write_json, atomic_write_wav
+
     out_dir.mkdir(parents=True, exist_ok=True)
     manifest: Dict = {"input": source, "fs": result.fs}
     if isinstance(result, SeparationResult):
@@ -89,6 +91,7 @@ def write_outputs(
         titles = ["mixture", "target"]
     if plot:
         from espnet2_use.inference import prepare_audio
+        from espnet2_use.utils.plot import plot_spectrograms
 
         mixture = prepare_audio(mixture_path, None, result.fs)
         png = out_dir / "spectrogram.png"
@@ -133,6 +136,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     if extracting and args.num_sources is not None:
         raise SystemExit("use-separate: --num-sources applies to separation, not extraction")
     check_writable(args.outdir)
+    from tqdm import tqdm
+
+    from espnet2_use.inference import USE
     overrides: Dict[str, Dict] = {}
     if args.text_model:
         overrides["text"] = {"model_path": args.text_model}

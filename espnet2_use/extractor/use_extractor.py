@@ -12,6 +12,12 @@ from espnet2_use.separator.use_separator import USESeparator
 class USEExtractor(AbsExtractor):
     """Target sound extraction from an enrollment (audio example) with USE's parts.
 
+    What ESPnet's ``tse`` task can carry to an extractor is one enrollment per
+    target (``enroll_ref{k}``: audio, or a fixed vector loaded from ``.npy`` with
+    ``load_spk_embedding``) and ``additional`` (only ``num_spk``); other data keys
+    never reach the extractor. So here the cue is an audio example; label, text,
+    image and video cues need the ``use`` task (``espnet2_use.tasks.use``).
+
     ESPnet's ``enh_tse`` task passes the encoded mixture and the encoded enrollment.
     The enrollment goes through the same trunk and EDA as a mixture would; its first
     attractor, which lives in the shared space, is the example cue; the cue fusion
@@ -68,6 +74,13 @@ class USEExtractor(AbsExtractor):
         Returns:
             masked features [B, T, N], ilens, and ``others`` with the cue vector.
         """
+        if input_aux.dim() != 3 or input_aux.size(-1) != input.size(-1):
+            raise ValueError(
+                "extractor: use takes the enrollment as encoded audio [B, T_e, "
+                f"{input.size(-1)}], got {tuple(input_aux.shape)}: keep ESPnet's "
+                "model_conf.share_encoder: true (the default) and give enroll_ref* as "
+                "audio, not as embeddings (preprocessor_conf.load_spk_embedding)"
+            )
         trunk = self.separator.encode(input, ilens)
         example_trunk = self.separator.encode(input_aux, ilens_aux)
         example, _ = self.separator.attractors(example_trunk, 1)  # [B, 1, D]

@@ -122,7 +122,15 @@ class USESeparator(AbsSeparator):
         ilens: torch.Tensor,
         additional: Optional[Dict] = None,
     ) -> Tuple[List[torch.Tensor], torch.Tensor, OrderedDict]:
-        """Fixed-count separation, as ESPnet's ``enh`` task calls separators.
+        """Separation as ESPnet's ``enh`` task calls separators.
+
+        With ``additional["num_spk"]`` (ESPnet passes the batch's reference count
+        when ``flexible_numspk: true``) or in training, the count is given: that
+        many outputs. In evaluation without it, a separator whose ``count_sources``
+        is set (ESPnet's ``EnhancementTask`` sets it for ``flexible_numspk: true``
+        models, see ``espnet2_use.espnet_hooks``) counts with the EDA: it still
+        returns ``num_spk`` outputs, as ESPnet's inference expects, but those past
+        each utterance's count are zeros and are not computed.
 
         Args:
             input: encoder features [B, T, N].
@@ -130,18 +138,36 @@ class USESeparator(AbsSeparator):
             additional: ``num_spk`` overrides the configured count.
 
         Returns:
-            masked features (list of ``num_spk`` tensors [B, T, N]), ilens, and
-            others: ``existence_prob`` [B, num_spk + 1] and ``attractors``.
+            masked features (list of ``num`` tensors [B, T, N]), ilens, and
+            others: ``existence_logits`` and ``existence_prob`` [B, num + 1],
+            ``attractors`` [B, num, D], and when counting ``num_sources`` [B].
         """
-        num = (additional or {}).get("num_spk") or self.num_spk
+        given = (additional or {}).get("num_spk")
+        num = given or self.num_spk
+        counting = (
+            given is None and not self.training and getattr(self, "count_sources", False)
+        )
         trunk = self.encode(input, ilens)
         attractors, logits = self.attractors(trunk, num + 1)
         B = input.size(0)
-        index = torch.arange(B, device=input.device).repeat_interleave(num)  # [B*num]
-        queries = attractors[:, :num].reshape(B * num, -1)  # [B*num, D]
-        masked = self.mask(trunk, input, queries, index)
-        masked = masked.view(B, num, *masked.shape[1:])  # [B, num, T, N]
+        if counting:
+            counts = self.attractor.count(logits, max_num_src=num, min_num_src=1)
+        else:
+            counts = torch.full((B,), num, dtype=torch.long, device=input.device)
+        keep = torch.arange(num, device=input.device)[None, :] < counts[:, None]
+        index, slot = keep.nonzero(as_tuple=True)  # counted (utterance, source) pairs
+        masked = self.mask(trunk, input, attractors[index, slot], index)  # [M, T, N]
+        if counting:
+            out = masked.new_zeros(B, num, *masked.shape[1:])
+            out[index, slot] = masked
+            masked = out
+        else:
+            masked = masked.view(B, num, *masked.shape[1:])  # [B, num, T, N]
         others = OrderedDict(
-            existence_prob=torch.sigmoid(logits), attractors=attractors[:, :num]
+            existence_logits=logits,
+            existence_prob=torch.sigmoid(logits),
+            attractors=attractors[:, :num],
         )
+        if counting:
+            others["num_sources"] = counts
         return list(masked.unbind(dim=1)), ilens, others
