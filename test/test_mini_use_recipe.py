@@ -88,7 +88,8 @@ def test_every_stage_runs_and_writes_results_and_a_packed_model(recipe):
     oracle_counts = (decode / "ss_oracle" / "utt2num_src").read_text()
     assert oracle_counts == (root / "data" / "test_ss" / "utt2num_src").read_text()
     tse = root / FINAL / "decode_test_tse"
-    for combo in ("label", "text", "video", "label_text", "label_video", "text_video", "label_text_video"):
+    for combo in ("label", "text", "video", "example", "label_text", "label_video", "text_video",
+                  "label_text_video_example"):
         assert len((tse / f"tse_{combo}" / "spk1.scp").read_text().splitlines()) == 6
     from espnet2_use import USE
 
@@ -128,6 +129,51 @@ def test_a_killed_decoding_stage_rerun_gives_the_same_outputs(recipe):
     assert not list(decode_dir.glob("*/.done"))
     run(root, "--stage", "6", "--stop_stage", "7")  # decoding again, and its scores
     assert decode_files(root) == reference
+
+
+def test_the_same_budget_comparison_runs_every_system_and_writes_both_tables(recipe):
+    """local/run_compare.sh --tiny true on the finished tiny recipe: every system trains,
+    decodes and is scored; RESULTS.json and RESULTS.md carry the tables; a re-run
+    finds every step done."""
+    root, _ = recipe
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    start = time.time()
+    res = subprocess.run(["./local/run_compare.sh", "--tiny", "true"], cwd=root, capture_output=True,
+                         text=True, env=env, timeout=900)
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-4000:]
+    seconds = time.time() - start
+    result = json.loads((root / "RESULTS.json").read_text())
+    assert result["commit"] and result["budget_seconds"] > 0
+    systems = result["systems"]
+    for name in ("use_s_eda_count", "use_s_true_count", "use_s_stage1_eda_count", "use_s_align0_eda_count",
+                 "use_b_eda_count", "tcn", "dprnn", "tfgridnetv2", "td_speakerbeam", "mixture", "oracle_irm"):
+        assert name in systems, sorted(systems)
+    for row in systems.values():
+        assert isinstance(row["knows_count"], bool)
+        for key in ("si_snri_2src", "si_snri_3src", "count_acc", "match_acc", "tse_snri_all"):
+            assert key in row
+        for key in ("count_acc", "match_acc"):
+            assert row[key] is None or 0.0 <= row[key] <= 1.0
+    for name in ("tcn", "dprnn", "tfgridnetv2", "use_s_eda_count", "use_b_eda_count", "oracle_irm"):
+        assert isinstance(systems[name]["si_snri_2src"], float), name
+        assert isinstance(systems[name]["si_snri_3src"], float), name
+    # The mixture returned as every source scores 0 dB: the scorer's floor.
+    assert abs(systems["mixture"]["si_snri_2src"]) < 1e-3 and abs(systems["mixture"]["si_snri_3src"]) < 1e-3
+    assert systems["use_s_eda_count"]["count_acc"] is not None and systems["use_s_true_count"]["count_acc"] is None
+    assert systems["td_speakerbeam"]["tse_snri"]["example"] is not None
+    # Peers train for the budget: each count's model gets half.
+    for peer in ("tcn", "dprnn", "tfgridnetv2"):
+        for n in (2, 3):
+            used = float((root / "exp/compare" / peer / f"k{n}" / "train_budget_used").read_text())
+            assert used > 0
+    md = (root / "RESULTS.md").read_text()
+    assert "Same-budget comparison" in md and "The paper's findings, measured here" in md
+    assert md.count("<!-- run_compare: begin") == 1
+    print(f"tiny comparison: {seconds:.0f} s")
+    again = subprocess.run(["./local/run_compare.sh", "--tiny", "true"], cwd=root, capture_output=True,
+                           text=True, env=env, timeout=900)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert (root / "RESULTS.md").read_text().count("<!-- run_compare: begin") == 1
 
 
 def test_corrupted_data_dir_stops_at_validation_naming_file_and_line(recipe):

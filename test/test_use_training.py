@@ -149,3 +149,28 @@ def test_stock_espnet_tse_task_with_extractor_use_and_enrollment(tiny):
                                           "--valid_shape_file", str(root / "tse_stats/valid/speech_mix_shape")] + args)
     state = torch.load(root / "tse_exp/1epoch.pth", map_location="cpu")
     assert any(k.startswith("extractor.separator.attractor.") for k in state)
+
+
+def test_a_training_budget_ends_the_running_epoch_and_stops(tiny):
+    """--train_budget_seconds: the epoch running at the deadline ends early, is validated
+    and saved, and no epoch follows; the time used is recorded and resumes count it."""
+    out = tiny["root"] / "exp_budget"
+    USETask.main(cmd=train_cmd(tiny, tiny["stage1"], out,
+                               extra=["--max_epoch", "50", "--train_budget_seconds", "0.01"]))
+    assert (out / "1epoch.pth").is_file() and not (out / "2epoch.pth").exists()
+    assert (out / "valid.loss.best.pth").exists()
+    used = float((out / "train_budget_used").read_text())
+    assert used > 0.01
+    state = torch.load(out / "checkpoint.pth", map_location="cpu", weights_only=False)
+    assert state["reporter"]["epoch"] == 1
+    # A resumed run with the budget spent trains nothing more.
+    USETask.main(cmd=train_cmd(tiny, tiny["stage1"], out, extra=[
+        "--max_epoch", "50", "--train_budget_seconds", "0.01", "--resume", "true"]))
+    assert not (out / "3epoch.pth").exists()
+    assert float((out / "train_budget_used").read_text()) >= used
+
+
+def test_the_budget_trainer_rejects_a_non_positive_budget(tiny):
+    with pytest.raises(ValueError, match="train_budget_seconds must be positive"):
+        USETask.main(cmd=train_cmd(tiny, tiny["stage1"], tiny["root"] / "exp_bad_budget",
+                                   extra=["--train_budget_seconds", "0"]))

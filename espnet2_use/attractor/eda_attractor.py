@@ -16,9 +16,16 @@ class EDAAttractor(AbsAttractor):
     present, not their order), the attractors' width equal to the shared space D,
     and the count rule of inference.
 
-    Because the decoder's inputs are all zeros, attractor s does not depend on how
-    many are decoded after it, so decoding ``max_num_src + 1`` at once and cutting
-    at the first low probability equals decoding one at a time.
+    With ``refine_layers`` > 0 the LSTM's attractors are refined by transformer
+    decoder layers (SepTDA): self-attention among the attractors, then
+    cross-attention to all frame embeddings, so each attractor looks at the frames
+    again instead of at the LSTM's one summary vector; the existence probabilities
+    are read from the refined attractors.
+
+    Because the decoder's inputs are all zeros (and the refinement's self-attention
+    is causal), attractor s does not depend on how many are decoded after it, so
+    decoding ``max_num_src + 1`` at once and cutting at the first low probability
+    equals decoding one at a time.
 
     Args:
         input_dim: size D of the frame embeddings, which is also the attractor size.
@@ -27,11 +34,14 @@ class EDAAttractor(AbsAttractor):
         dropout: dropout on the attractors (and between LSTM layers).
         shuffle_frames: shuffle each utterance's valid frames in training (EEND-EDA).
         threshold: an attractor exists while its probability is >= this.
+        refine_layers: transformer decoder layers refining the attractors (0: none).
+        refine_heads: attention heads of those layers (``input_dim`` divisible).
 
     References:
         S. Horiguchi et al., "End-to-end speaker diarization for an unknown number
         of speakers with encoder-decoder based attractors", Interspeech 2020;
-        USE, arXiv 2512.21215.
+        S. Lee et al., "Boosting unknown-number speaker separation with transformer
+        decoder-based attractor", ICASSP 2024 (SepTDA); USE, arXiv 2512.21215.
     """
 
     def __init__(
@@ -42,10 +52,16 @@ class EDAAttractor(AbsAttractor):
         dropout: float = 0.0,
         shuffle_frames: bool = True,
         threshold: float = 0.5,
+        refine_layers: int = 0,
+        refine_heads: int = 4,
     ):
         super().__init__()
         if not 0.0 < threshold < 1.0:
             raise ValueError(f"threshold must lie in (0, 1), got {threshold}")
+        if refine_layers < 0:
+            raise ValueError(f"refine_layers must be >= 0, got {refine_layers}")
+        if refine_layers and input_dim % refine_heads:
+            raise ValueError(f"input_dim={input_dim} must be divisible by refine_heads={refine_heads}")
         self.input_dim = input_dim
         hidden_dim = hidden_dim or input_dim
         self.rnn = RnnAttractor(
@@ -61,6 +77,19 @@ class EDAAttractor(AbsAttractor):
         )
         self.shuffle_frames = shuffle_frames
         self.threshold = threshold
+        self.refine = None
+        if refine_layers:
+            layer = torch.nn.TransformerDecoderLayer(
+                d_model=input_dim,
+                nhead=refine_heads,
+                dim_feedforward=2 * input_dim,
+                dropout=dropout,
+                batch_first=True,
+                norm_first=True,
+            )
+            self.refine = torch.nn.TransformerDecoder(layer, num_layers=refine_layers)
+            self.refine_norm = torch.nn.LayerNorm(input_dim)
+            self.exist = torch.nn.Linear(input_dim, 1)
 
     @staticmethod
     def _shuffle(emb: torch.Tensor, emb_lens: torch.Tensor) -> torch.Tensor:
@@ -90,7 +119,17 @@ class EDAAttractor(AbsAttractor):
             emb = self._shuffle(emb, emb_lens)
         zeros = emb.new_zeros(emb.size(0), num_attractors, self.input_dim)
         attractors, logits = self.rnn(emb, emb_lens, zeros)
-        return self.proj(attractors), logits.squeeze(-1)
+        attractors = self.proj(attractors)  # [B, A, D]
+        if self.refine is None:
+            return attractors, logits.squeeze(-1)
+        A = num_attractors
+        causal = torch.triu(torch.ones(A, A, dtype=torch.bool, device=emb.device), diagonal=1)
+        pad = torch.arange(emb.size(1), device=emb.device)[None, :] >= emb_lens[:, None]  # [B, L]
+        refined = self.refine(
+            attractors, emb, tgt_mask=causal, memory_key_padding_mask=pad
+        )  # [B, A, D]
+        refined = self.refine_norm(refined)
+        return refined, self.exist(refined).squeeze(-1)
 
     def count(
         self, logits: torch.Tensor, max_num_src: Optional[int] = None, min_num_src: int = 0

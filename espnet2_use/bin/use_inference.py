@@ -26,6 +26,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import kaldiio
 import numpy as np
+import soundfile as sf
 import torch
 from tqdm import tqdm
 
@@ -47,6 +48,13 @@ def parse_task(task: str) -> Tuple[str, Tuple[str, ...]]:
 
 def task_dir_name(task: str) -> str:
     return task.replace(":", "_").replace("+", "_")
+
+
+def _is_empty_sound_file(path: str) -> bool:
+    try:
+        return sf.info(path).frames == 0
+    except (RuntimeError, sf.LibsndfileError):  # not a libsndfile format: prepare_audio reads it
+        return False
 
 
 class CueReader:
@@ -81,6 +89,8 @@ class CueReader:
             if not value:
                 continue
             if modality == EXAMPLE:
+                if _is_empty_sound_file(value):  # an absent source's example: the silence entry
+                    continue
                 out[modality] = prepare_audio(value, None, self.use.fs)
             elif self.net.encoders[modality].cached:
                 x = kaldiio.load_mat(value)
@@ -171,7 +181,7 @@ def decode(
             writer = writers[task]
             if kind in ("ss", "ss_oracle"):
                 cue_batch = {}
-                for k in range(1, K + 1):
+                for k in range(1, counts.get(utt, K) + 1):  # the sources that exist
                     cue_batch.update(reader.batch(utt, k, cue_modalities))
                 out = use.model.separate(
                     speech, num_src=counts[utt] if kind == "ss_oracle" else None,

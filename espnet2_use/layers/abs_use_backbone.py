@@ -48,7 +48,9 @@ class AbsUSEBackbone(torch.nn.Module, ABC):
 
     @abstractmethod
     def decode(
-        self, latent: torch.Tensor, feats: torch.Tensor, aux: Any
+        self, latent: torch.Tensor, feats: torch.Tensor, aux: Any, index: torch.Tensor
     ) -> torch.Tensor:
         """Conditioned latent [M, C, ...] and the matching encoder features [M, T, N]
-        -> masked encoder features [M, T, N], one row per query."""
+        -> masked encoder features [M, T, N], one row per query. ``index`` [M] gives
+        each query's batch row: the queries of one mixture may exchange information
+        (the inter-source path)."""

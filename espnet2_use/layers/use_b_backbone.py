@@ -11,6 +11,7 @@ from espnet2.enh.layers.bsrnn import (
 )
 from espnet2_use.layers.abs_use_backbone import AbsUSEBackbone, BackboneOutput
 from espnet2_use.layers.band_split_rnn_block import BandSplitRNNBlock
+from espnet2_use.layers.inter_source import InterSourceBlock
 
 
 def as_complex(spec: torch.Tensor) -> torch.Tensor:
@@ -66,6 +67,9 @@ class USEBBackbone(AbsUSEBackbone):
         num_post_blocks: layers after it (run per query).
         norm_type: ESPnet normalisation name.
         causal: LSTM over time instead of BLSTM.
+        inter_source: after the tail, attention across the queries of one mixture in
+            every (frame, band) cell (``InterSourceBlock``), so that sources see each other.
+        inter_source_heads: attention heads of that layer (``latent_dim`` divisible).
 
     References:
         J. Yu, Y. Luo, "Efficient monaural speech enhancement with universal sample
@@ -86,6 +90,8 @@ class USEBBackbone(AbsUSEBackbone):
         num_post_blocks: int = 1,
         norm_type: str = "GN",
         causal: bool = False,
+        inter_source: bool = True,
+        inter_source_heads: int = 4,
     ):
         super().__init__()
         if input_dim % 2 != 1:
@@ -112,6 +118,9 @@ class USEBBackbone(AbsUSEBackbone):
         self.post_blocks = torch.nn.ModuleList(
             BandSplitRNNBlock(latent_dim, norm_type, causal) for _ in range(num_post_blocks)
         )
+        self.inter_source = (
+            InterSourceBlock(latent_dim, inter_source_heads) if inter_source else None
+        )
         self.mask_decoder = MaskDecoder(
             input_dim, subbands, channels=latent_dim, num_spk=1, norm_type=norm1d
         )
@@ -136,9 +145,13 @@ class USEBBackbone(AbsUSEBackbone):
         emb_lens = torch.div(flens + self.emb_stride - 1, self.emb_stride, rounding_mode="floor")
         return BackboneOutput(latent=latent, emb=emb, emb_lens=emb_lens.clamp(min=1, max=emb.size(1)))
 
-    def decode(self, latent: torch.Tensor, feats: torch.Tensor, aux: Any) -> torch.Tensor:
+    def decode(
+        self, latent: torch.Tensor, feats: torch.Tensor, aux: Any, index: torch.Tensor
+    ) -> torch.Tensor:
         for block in self.post_blocks:
-            latent = block(latent)
+            latent = block(latent)  # [M, N, T, K]
+        if self.inter_source is not None:
+            latent = self.inter_source(latent, index)
         mask, residual = self.mask_decoder(latent)  # [M, 1, T, F, 2] each
         mask = torch.view_as_complex(mask[:, 0].contiguous())  # [M, T, F]
         residual = torch.view_as_complex(residual[:, 0].contiguous())

@@ -6,6 +6,7 @@ import torch
 from espnet2.enh.layers.dprnn import merge_feature, split_feature
 from espnet2_use.layers.abs_use_backbone import AbsUSEBackbone, BackboneOutput
 from espnet2_use.layers.dual_path_transformer import DualPathTransformerBlock
+from espnet2_use.layers.inter_source import InterSourceBlock
 
 _MASK_NONLINEAR = {
     "relu": torch.nn.functional.relu,
@@ -34,6 +35,8 @@ class USESBackbone(AbsUSEBackbone):
         layers_per_path: transformer layers in each intra/inter path of a block.
         dropout: dropout in the transformer layers.
         mask_nonlinear: ``relu``, ``sigmoid`` or ``tanh``.
+        inter_source: after the tail, attention across the queries of one mixture at
+            every frame (``InterSourceBlock``), so that sources see each other.
 
     References:
         C. Subakan et al., "Attention is all you need in speech separation",
@@ -53,6 +56,7 @@ class USESBackbone(AbsUSEBackbone):
         layers_per_path: int = 1,
         dropout: float = 0.0,
         mask_nonlinear: str = "relu",
+        inter_source: bool = True,
     ):
         super().__init__()
         if chunk_size < 2 or chunk_size % 2:
@@ -84,6 +88,8 @@ class USESBackbone(AbsUSEBackbone):
             torch.nn.LayerNorm(latent_dim), torch.nn.Linear(latent_dim, emb_dim)
         )
         self.post_blocks = blocks(num_post_blocks)
+        # At frame resolution, after overlap-add: half the positions of the chunks.
+        self.inter_source = InterSourceBlock(latent_dim, num_heads, dropout) if inter_source else None
         self.output = torch.nn.Sequential(
             torch.nn.PReLU(), torch.nn.Conv2d(latent_dim, latent_dim, 1)
         )
@@ -112,10 +118,14 @@ class USESBackbone(AbsUSEBackbone):
         emb_lens = emb_lens.clamp(min=1, max=emb.size(1))
         return BackboneOutput(latent=latent, emb=emb, emb_lens=emb_lens, aux=rest)
 
-    def decode(self, latent: torch.Tensor, feats: torch.Tensor, aux: Any) -> torch.Tensor:
+    def decode(
+        self, latent: torch.Tensor, feats: torch.Tensor, aux: Any, index: torch.Tensor
+    ) -> torch.Tensor:
         for block in self.post_blocks:
-            latent = block(latent)
+            latent = block(latent)  # [M, C, K, S]
         x = merge_feature(self.output(latent), aux)  # [M, C, T]
         x = x[..., : feats.size(1)]
+        if self.inter_source is not None:
+            x = self.inter_source(x, index)  # [M, C, T]
         mask = self.mask_nonlinear(self.to_mask(x.transpose(1, 2)))  # [M, T, N]
         return feats * mask

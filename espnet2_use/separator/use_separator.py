@@ -114,7 +114,7 @@ class USESeparator(AbsSeparator):
         gamma, beta = self.film(queries).chunk(2, dim=-1)  # [M, C] each
         shape = gamma.shape + (1,) * (latent.dim() - 2)
         latent = latent * (1.0 + gamma.view(shape)) + beta.view(shape)
-        return self.backbone.decode(latent, feats.index_select(0, index), trunk.aux)
+        return self.backbone.decode(latent, feats.index_select(0, index), trunk.aux, index)
 
     def forward(
         self,

@@ -11,13 +11,13 @@ from espnet2.tasks.enh import decoder_choices, encoder_choices
 from espnet2.torch_utils.initialize import initialize
 from espnet2.train.class_choices import ClassChoices
 from espnet2.train.collate_fn import CommonCollateFn
-from espnet2.train.trainer import Trainer
 from espnet2.utils.get_default_kwargs import get_default_kwargs
 from espnet2.utils.nested_dict_action import NestedDictAction
 from espnet2.utils.types import int_or_none, str2bool, str_or_none
 from espnet2_use.cue.cue_network import USECueNetwork
 from espnet2_use.espnet_model import USEModel
 from espnet2_use.separator.use_separator import USESeparator
+from espnet2_use.train.budget_trainer import BudgetTrainer
 from espnet2_use.train.preprocessor import USEPreprocessor
 
 # The USE model needs USE's separator (trunk / attractors / mask head), so this
@@ -46,7 +46,8 @@ class USETask(AbsTask):
 
     num_optimizers: int = 1
     class_choices_list = [encoder_choices, use_separator_choices, decoder_choices]
-    trainer = Trainer
+    # ESPnet's trainer, plus --train_budget_seconds (same-budget comparisons).
+    trainer = BudgetTrainer
 
     @classmethod
     def add_task_arguments(cls, parser: argparse.ArgumentParser):

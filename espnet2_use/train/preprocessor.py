@@ -105,6 +105,10 @@ class USEPreprocessor(AbsPreprocessor):
             active = [k for k in range(1, count + 1) if rms(data[f"speech_ref{k}"][window]) > SILENCE_RMS]
             if active:
                 break
+        else:
+            # Sparse sources (short events in a long recording): no random crop caught
+            # one, so the utterance trains whole rather than with zero sources.
+            return data
         out = {name: value for name, value in data.items() if not _SOURCE_NAME.match(name)}
         for prefix, ks in per_source.items():
             for new_k in ks:

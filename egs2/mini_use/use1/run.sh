@@ -8,6 +8,7 @@ train_set=train
 valid_set=valid
 ss_test_sets="test_ss test_tse"   # test_tse too: the TSE bar compares with SS
 tse_test_sets="test_tse"
+tse_cue_combinations="label text video example label+text label+video text+video label+text+video+example"
 
 ./local/link_pretrained.sh
 
@@ -18,6 +19,7 @@ tse_test_sets="test_tse"
     --valid_set "${valid_set}" \
     --ss_test_sets "${ss_test_sets}" \
     --tse_test_sets "${tse_test_sets}" \
+    --tse_cue_combinations "${tse_cue_combinations}" \
     --stage1_config conf/train_stage1.yaml \
     --stage2_config conf/train_stage2.yaml \
     --label_list data/token_list/labels.txt \

@@ -1,0 +1,165 @@
+#!/usr/bin/env bash
+# Same-budget comparison on mini_use: USE beside ESPnet's stock systems, one after another
+# on this machine, on the same train/valid/test data; tables into RESULTS.md and RESULTS.json.
+#
+#   ./local/run_compare.sh                 # the whole comparison (about 2 h on 2 cores)
+#   ./local/run_compare.sh --tiny true     # every system at a tiny size (the test suite's run)
+#
+# Systems (exp/compare/<system>/):
+#   USE-S       the recipe itself (./run.sh stages 1-7, its model and decodings); its
+#               training time (stages 4 + 5, from train_budget_used) is the budget B
+#   ablations   stage 1 alone (decoded, no training), align_weight 0 in stage 2
+#   USE-B       both stages, budgets B1 and B2 = USE-S's stage times
+#   peers       ESPnet's tcn (Conv-TasNet), dprnn, tfgridnetv2: one model per count (2, 3),
+#               each trained on the mixtures of its count for B / 2 (they know the count)
+#   TSE peer    ESPnet's td_speakerbeam (tse task, audio-example cue), budget B
+#   references  the mixture itself (floor) and the oracle ideal ratio mask (ceiling)
+# then the inference real-time factor (one thread) and the tables.
+#
+# Every step marks what it finished (.done files); a killed run resumes where it
+# stopped. Progress and what is left: exp/compare/progress.log.
+set -euo pipefail
+
+tiny=false
+recipe_opts=""       # options of ./run.sh (shell words)
+compare_dir=exp/compare
+results_md=RESULTS.md
+results_json=RESULTS.json
+python=python3
+
+. utils/parse_options.sh
+. ./path.sh
+
+log() { echo "$(date '+%Y-%m-%dT%H:%M:%S') (run_compare.sh) $*" | tee -a "${compare_dir}/progress.log" >&2; }
+mkdir -p "${compare_dir}"
+
+stage1_config=conf/train_stage1.yaml
+stage2_config=conf/train_stage2.yaml
+use_b1=conf/tuning/train_use_b_stage1.yaml
+use_b2=conf/tuning/train_use_b_stage2.yaml
+tse_combinations="label text video example label+text label+video text+video label+text+video+example"
+peer_args_tcn=() peer_args_dprnn=() peer_args_tfgridnetv2=() peer_args_tse=()
+rtf_utts=30
+if "${tiny}"; then
+    tiny_corpus="--num_train 16 --num_valid 6 --num_test_ss 6 --num_test_tse 6 --num_pool_train 2 --num_pool_valid 2 --num_pool_test 2"
+    stage1_config=conf/tuning/train_use_s_tiny_stage1.yaml
+    stage2_config=conf/tuning/train_use_s_tiny_stage2.yaml
+    use_b1=conf/tuning/train_use_b_tiny_stage1.yaml
+    use_b2=conf/tuning/train_use_b_tiny_stage2.yaml
+    [ -n "${recipe_opts}" ] || recipe_opts="--stage1_config ${stage1_config} --stage2_config ${stage2_config} --local_data_opts '${tiny_corpus}' --num_plots 1"
+    peer_args_tcn=(--encoder_conf channel=16 --decoder_conf channel=16 --separator_conf layer=2 --separator_conf stack=1 --separator_conf bottleneck_dim=16 --separator_conf hidden_dim=16)
+    peer_args_dprnn=(--encoder_conf channel=16 --decoder_conf channel=16 --separator_conf layer=1 --separator_conf unit=8)
+    peer_args_tfgridnetv2=(--separator_conf n_layers=1 --separator_conf lstm_hidden_units=8 --separator_conf emb_dim=8 --separator_conf attn_approx_qk_dim=16)
+    peer_args_tse=(--encoder_conf channel=16 --decoder_conf channel=16 --extractor_conf layer=2 --extractor_conf stack=1 --extractor_conf bottleneck_dim=16 --extractor_conf hidden_dim=16 --extractor_conf skip_dim=16 --extractor_conf i_adapt_layer=1 --extractor_conf adapt_enroll_dim=16)
+    rtf_utts=2
+fi
+stage1_tag=$(basename "${stage1_config}" .yaml)
+stage2_tag=$(basename "${stage2_config}" .yaml)
+recipe1=exp/${stage1_tag}
+recipe2=exp/${stage2_tag}
+dump=dump/raw
+compare=(${python} local/compare.py)
+start=${SECONDS}
+steps="recipe use_s_stage1 use_s_align0 use_b tcn dprnn tfgridnetv2 td_speakerbeam references rtf table"
+step_no=0
+step() {  # step <name> <command...>: runs a step, logs progress and what is left
+    local name=$1; shift
+    step_no=$(( step_no + 1 ))
+    local left
+    left=$(echo "${steps}" | tr ' ' '\n' | tail -n +$(( step_no + 1 )) | tr '\n' ' ')
+    log "step ${step_no}/$(echo "${steps}" | wc -w) ${name} (elapsed $(( SECONDS - start )) s; then: ${left:-nothing})"
+    local t0=${SECONDS}
+    "$@"
+    echo "${name} $(( SECONDS - t0 )) s" >> "${compare_dir}/step_times.txt"
+}
+
+# 1. The recipe: data, USE-S's two stages, decoding, scoring (skipped where done).
+recipe() {
+    # shellcheck disable=SC2086
+    eval "./run.sh --stage 1 --stop_stage 6 ${recipe_opts}"
+    local d stale=false
+    for d in "${recipe2}"/decode_*/*/; do  # stage 7 again only if a decoding is newer than its scores
+        [ -f "${d}.done" ] && [ ! "${d}scores.json" -nt "${d}.done" ] && stale=true
+    done
+    if "${stale}"; then
+        # shellcheck disable=SC2086
+        eval "./run.sh --stage 7 --stop_stage 7 ${recipe_opts}"
+    fi
+    local all=${tse_combinations##* }
+    ${python} local/tse_vs_ss.py --ref_dir "${dump}/test_tse" \
+        --tse_dir "${recipe2}/decode_test_tse/tse_${all//+/_}" \
+        --ss_dir "${recipe2}/decode_test_tse/ss" --out_json "${compare_dir}/tse_vs_ss.json" > /dev/null
+}
+step recipe recipe
+
+b1=$(cat "${recipe1}/train_budget_used"); b2=$(cat "${recipe2}/train_budget_used")
+budget=$(${python} -c "import sys; print(round(float(sys.argv[1]) + float(sys.argv[2]), 1))" "${b1}" "${b2}")
+${python} - "${compare_dir}/info.json" "${budget}" "${recipe1}" "${recipe2}" "${tse_combinations}" <<'EOF'
+import json, os, platform, subprocess, sys
+out, budget, r1, r2, combos = sys.argv[1:]
+# The repository of these scripts (the recipe folder may be a copy linking to them).
+repo = subprocess.run(["git", "rev-parse", "--show-toplevel"], capture_output=True, text=True,
+                      cwd=os.path.realpath("local")).stdout.strip()
+commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                        cwd=repo).stdout.strip()
+dirty = subprocess.run(["git", "status", "--porcelain", "--", "espnet2_use", "egs2/mini_use/use1/conf",
+                        "egs2/mini_use/use1/local"], capture_output=True, text=True, cwd=repo).stdout.strip()
+cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor())
+info = {"commit": commit + ("+uncommitted" if dirty else ""), "budget_seconds": float(budget),
+        "machine": f"{os.cpu_count()} cores ({cpu}), torch threads 2 for training",
+        "recipe_stage1": r1, "recipe_stage2": r2, "test_ss": "test_ss", "test_tse": "test_tse",
+        "tse_combinations": combos.split(),
+        "ss_peers": {"tcn": "ESPnet Conv-TasNet (tcn)", "dprnn": "ESPnet DPRNN",
+                     "tfgridnetv2": "ESPnet TF-GridNetV2"}}
+json.dump(info, open(out + ".tmp", "w"), indent=2); os.replace(out + ".tmp", out)
+EOF
+log "budget per system: ${budget} s (USE-S stage 1 ${b1} s + stage 2 ${b2} s)"
+
+common=(--stats_dir exp/stats_8000 --train_dir "${dump}/train" --valid_dir "${dump}/valid")
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}  # training and decoding threads (the recipe trains with 2)
+
+# shellcheck disable=SC2086
+step use_s_stage1 "${compare[@]}" use --out "${compare_dir}/use_s_stage1" --decode_exp "${recipe1}" \
+    "${common[@]}" --ss_test_dir "${dump}/test_ss"
+# shellcheck disable=SC2086
+step use_s_align0 "${compare[@]}" use --out "${compare_dir}/use_s_align0" --stage2_config "${stage2_config}" \
+    --init_param "${recipe1}/valid.loss.best.pth" "${common[@]}" --ss_test_dir "${dump}/test_ss" \
+    --tse_test_dir "${dump}/test_tse" --tse_combinations ${tse_combinations} --train_args --model_conf align_weight=0.0
+# shellcheck disable=SC2086
+step use_b "${compare[@]}" use --out "${compare_dir}/use_b" --stage1_config "${use_b1}" --stage2_config "${use_b2}" \
+    --budget1 "${b1}" --budget2 "${b2}" "${common[@]}" --ss_test_dir "${dump}/test_ss" \
+    --tse_test_dir "${dump}/test_tse" --tse_combinations ${tse_combinations}
+
+peer() {  # peer <name> <count key> <extra args...>
+    local name=$1 key=$2; shift 2
+    "${compare[@]}" peer-ss --config "conf/compare/${name}.yaml" --out "${compare_dir}/${name}" \
+        --budget "${budget}" --train_dir "${dump}/train" --valid_dir "${dump}/valid" \
+        --test_dir "${dump}/test_ss" --count_key "${key}" --train_args "$@"
+}
+step tcn peer tcn num_spk "${peer_args_tcn[@]}"
+step dprnn peer dprnn num_spk "${peer_args_dprnn[@]}"
+step tfgridnetv2 peer tfgridnetv2 n_srcs "${peer_args_tfgridnetv2[@]}"
+step td_speakerbeam "${compare[@]}" peer-tse --config conf/compare/td_speakerbeam.yaml \
+    --out "${compare_dir}/td_speakerbeam" --budget "${budget}" --train_dir "${dump}/train" \
+    --valid_dir "${dump}/valid" --test_dir "${dump}/test_tse" --train_args "${peer_args_tse[@]}"
+
+references() {
+    "${compare[@]}" mixture --out "${compare_dir}/mixture" --test_dir "${dump}/test_ss"
+    local irm=${compare_dir}/oracle_irm/decode_test_ss/ss
+    if [ ! -f "${irm}/.done" ]; then
+        ${python} -m espnet2_use.bin.oracle_mask --ref_dir "${dump}/test_ss" --out_dir "${irm}"
+        ${python} -m espnet2_use.bin.use_scoring --mode ss --ref_dir "${dump}/test_ss" --est_dir "${irm}" --no_progress
+        touch "${irm}/.done"
+    fi
+}
+step references references
+
+rtf() {
+    OMP_NUM_THREADS=1 "${compare[@]}" rtf --test_dir "${dump}/test_ss" --num_utts "${rtf_utts}" \
+        --out_dir "${compare_dir}/rtf" --systems "use_s:use:${recipe2}" \
+        "use_b:use:${compare_dir}/use_b/stage2" "tcn:enh:${compare_dir}/tcn/k2" \
+        "dprnn:enh:${compare_dir}/dprnn/k2" "tfgridnetv2:enh:${compare_dir}/tfgridnetv2/k2"
+}
+step rtf rtf
+step table "${compare[@]}" table --compare_dir "${compare_dir}" --out_json "${results_json}" --out_md "${results_md}"
+log "done in $(( SECONDS - start )) s: ${results_md}, ${results_json}"
