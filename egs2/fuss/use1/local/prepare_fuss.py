@@ -36,33 +36,13 @@ so no cue files and no labels.txt are written.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import sys
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 
-def _without_package_init(package: str) -> None:
-    """Let ``<package>.<module>`` be imported without running ``<package>/__init__.py``.
-
-    Run as a script (by local/data.sh) this file needs espnet2_use.utils.corpus and
-    its light siblings only, while the package's ``__init__`` may register USE into
-    ESPnet's tasks: seconds of start-up, and NLTK's data downloads tried (and failing)
-    on offline nodes. Imported as a module (the tests), the package is left as is.
-    """
-    if package in sys.modules:
-        return
-    spec = importlib.util.find_spec(package)
-    if spec is None or spec.submodule_search_locations is None:
-        return  # not installed: the import below says so
-    sys.modules[package] = importlib.util.module_from_spec(spec)
-
-
-if __name__ == "__main__":
-    _without_package_init("espnet2_use")
-
-from espnet2_use.utils.corpus import (  # noqa: E402  (after _without_package_init)
+from espnet2_use.utils.corpus import (
     CorpusError,
     StagedOutput,
     Utterance,

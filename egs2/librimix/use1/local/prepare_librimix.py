@@ -25,7 +25,6 @@ Libri3Mix are pooled, K = 3 and spk3 of a 2-speaker mixture is the zero-length
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import sys
 from pathlib import Path
@@ -34,26 +33,7 @@ from typing import Dict, List, Optional, Sequence
 import soundfile
 
 
-def _without_package_init(package: str) -> None:
-    """Let ``<package>.<module>`` be imported without running ``<package>/__init__.py``.
-
-    Run as a script (by local/data.sh) this file needs espnet2_use.utils.corpus and
-    its light siblings only, while the package's ``__init__`` may register USE into
-    ESPnet's tasks: seconds of start-up, and NLTK's data downloads tried (and failing)
-    on offline nodes. Imported as a module (the tests), the package is left as is.
-    """
-    if package in sys.modules:
-        return
-    spec = importlib.util.find_spec(package)
-    if spec is None or spec.submodule_search_locations is None:
-        return  # not installed: the import below says so
-    sys.modules[package] = importlib.util.module_from_spec(spec)
-
-
-if __name__ == "__main__":
-    _without_package_init("espnet2_use")
-
-from espnet2_use.utils.corpus import (  # noqa: E402  (after _without_package_init)
+from espnet2_use.utils.corpus import (
     CorpusError,
     Utterance,
     StagedOutput,
