@@ -88,8 +88,7 @@ def test_every_stage_runs_and_writes_results_and_a_packed_model(recipe):
     oracle_counts = (decode / "ss_oracle" / "utt2num_src").read_text()
     assert oracle_counts == (root / "data" / "test_ss" / "utt2num_src").read_text()
     tse = root / FINAL / "decode_test_tse"
-    for combo in ("label", "text", "video", "example", "label_text", "label_video", "text_video",
-                  "label_text_video_example"):
+    for combo in ("label", "text", "video", "label_text", "label_video", "text_video", "label_text_video"):
         assert len((tse / f"tse_{combo}" / "spk1.scp").read_text().splitlines()) == 6
     from espnet2_use import USE
 

@@ -37,9 +37,10 @@ stage1_config=conf/train_stage1.yaml
 stage2_config=conf/train_stage2.yaml
 use_b1=conf/tuning/train_use_b_stage1.yaml
 use_b2=conf/tuning/train_use_b_stage2.yaml
-tse_combinations="label text video example label+text label+video text+video label+text+video+example"
+tse_combinations="label text video label+text label+video text+video label+text+video"
 peer_args_tcn=() peer_args_dprnn=() peer_args_tfgridnetv2=() peer_args_tse=()
 rtf_utts=30
+budget_cap=""   # a cap on the budget (seconds; tiny runs only)
 if "${tiny}"; then
     tiny_corpus="--num_train 16 --num_valid 6 --num_test_ss 6 --num_test_tse 6 --num_pool_train 2 --num_pool_valid 2 --num_pool_test 2"
     stage1_config=conf/tuning/train_use_s_tiny_stage1.yaml
@@ -52,6 +53,7 @@ if "${tiny}"; then
     peer_args_tfgridnetv2=(--separator_conf n_layers=1 --separator_conf lstm_hidden_units=8 --separator_conf emb_dim=8 --separator_conf attn_approx_qk_dim=16)
     peer_args_tse=(--encoder_conf channel=16 --decoder_conf channel=16 --extractor_conf layer=2 --extractor_conf stack=1 --extractor_conf bottleneck_dim=16 --extractor_conf hidden_dim=16 --extractor_conf skip_dim=16 --extractor_conf i_adapt_layer=1 --extractor_conf adapt_enroll_dim=16)
     rtf_utts=2
+    budget_cap=4    # seconds: the tiny run checks the pipeline, not the models
 fi
 stage1_tag=$(basename "${stage1_config}" .yaml)
 stage2_tag=$(basename "${stage2_config}" .yaml)
@@ -93,6 +95,9 @@ recipe() {
 step recipe recipe
 
 b1=$(cat "${recipe1}/train_budget_used"); b2=$(cat "${recipe2}/train_budget_used")
+if [ -n "${budget_cap}" ]; then  # scale both stages down to the cap
+    read -r b1 b2 < <(${python} -c "import sys; a, b, c = map(float, sys.argv[1:]); f = min(1.0, c / (a + b)); print(round(a * f, 2), round(b * f, 2))" "${b1}" "${b2}" "${budget_cap}")
+fi
 budget=$(${python} -c "import sys; print(round(float(sys.argv[1]) + float(sys.argv[2]), 1))" "${b1}" "${b2}")
 ${python} - "${compare_dir}/info.json" "${budget}" "${recipe1}" "${recipe2}" "${tse_combinations}" <<'EOF'
 import json, os, platform, subprocess, sys
