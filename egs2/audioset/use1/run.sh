@@ -15,7 +15,7 @@ recipe_help="Usage: ./run.sh --audioset_dir <clips> [--audiocaps_dir <AudioCaps 
   other CSVs (or pass --local_data_opts \"--unbalanced_csv <file>\") and its AudioCaps
   clips under --audioset_dir; local/data.sh --help lists the layouts and file names.
   Stage 2 reads pretrained/distilbert-base-uncased (a transformers folder) and
-  pretrained/swin_tiny_patch4_window7_224.safetensors (timm weights);
+  pretrained/swin_tiny_patch4_window7_224.safetensors (timm weights; Microsoft's original .pth loads too, named in the config's weights);
   see conf/train_stage2.yaml and RESULTS.md.
   e.g. ./run.sh --audioset_dir /data/audioset --audiocaps_dir /data/audiocaps/dataset --ngpu 4
        cmd_backend=slurm ./run.sh --audioset_dir /data/audioset --ngpu 8 --num_nodes 2"

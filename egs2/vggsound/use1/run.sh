@@ -10,7 +10,7 @@ local_data_opts=""   # more options of local/data.sh, e.g. "--allow_missing true
 recipe_options="vggsound_dir local_data_opts"
 recipe_help="Usage: ./run.sh --vggsound_dir <clips> [options of use.sh]
   Stage 2 reads pretrained/distilbert-base-uncased (a transformers folder) and
-  pretrained/swin_tiny_patch4_window7_224.safetensors (timm weights);
+  pretrained/swin_tiny_patch4_window7_224.safetensors (timm weights; Microsoft's original .pth loads too, named in the config's weights);
   see conf/train_stage2.yaml and RESULTS.md.
   Clips: <YTID>_<start:06d>.mp4 (the released archives) or the audiosetdl downloader's
   video/<YTID>_<start ms>_<end ms>.mp4 with audio/<same>.flac, any folder depth; flac/wav
