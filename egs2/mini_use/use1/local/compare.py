@@ -24,9 +24,6 @@ comparable: SS headline = every active reference counts (a missed one scores 0 d
 import argparse
 import json
 import logging
-import math
-import os
-import subprocess
 import sys
 import time
 from pathlib import Path
