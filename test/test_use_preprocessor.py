@@ -43,11 +43,9 @@ def test_multichannel_audio_is_refused():
 def test_random_crops_recount_sources_and_keep_cues_with_their_source():
     pre = USEPreprocessor(train=True, cue_encoders=CUES, segment=1000)
     np.random.seed(0)
-    counts = set()
     for _ in range(40):
         out = pre("u1", sample())
         n = int(out["num_src"][0])
-        counts.add(n)
         assert len(out["speech_mix"]) == 1000
         refs = [out[f"speech_ref{k}"] for k in (1, 2, 3)]
         # The crop's references still sum to its mixture, and only 1..n are non-empty.
@@ -59,7 +57,40 @@ def test_random_crops_recount_sources_and_keep_cues_with_their_source():
             assert (label == "beep") == bool(np.abs(refs[k - 1]).max() < 0.31)
         for k in range(n + 1, 4):
             assert out[f"label_spk{k}"].shape == (0,)
-    assert counts == {1, 2}  # crops after the first source stops hold one source
+
+
+def crop_at(monkeypatch, starts, data=None, **kwargs):
+    """The preprocessor's crop with the random starts given, in order."""
+    starts = list(starts)
+    monkeypatch.setattr(np.random, "randint", lambda lo, hi: starts.pop(0) if len(starts) > 1 else starts[0])
+    return USEPreprocessor(train=True, cue_encoders=CUES, segment=1000, **kwargs)("u1", data or sample())
+
+
+def test_a_source_that_only_slivers_into_the_crop_is_dropped_from_count_and_mixture(monkeypatch):
+    # Source 1 sounds for t < 1500: a crop from 1400 holds 100 of its samples (10 %).
+    data = sample()
+    out = crop_at(monkeypatch, [1400])
+    assert int(out["num_src"][0]) == 1
+    assert LABELS[int(out["label_spk1"][0])] == "beep"
+    np.testing.assert_allclose(out["speech_mix"], data["speech_ref2"][1400:2400], atol=1e-6)
+    np.testing.assert_allclose(out["speech_ref1"], data["speech_ref2"][1400:2400])
+    assert len(out["speech_ref2"]) == 0
+    # 300 samples (30 % of the crop) count.
+    out = crop_at(monkeypatch, [1200])
+    assert int(out["num_src"][0]) == 2
+    np.testing.assert_allclose(out["speech_mix"], data["speech_mix"][1200:2200])
+    # With min_active 0 any sound counts, as FUSS's silence rule alone would have it.
+    out = crop_at(monkeypatch, [1400], min_active=0.0)
+    assert int(out["num_src"][0]) == 2
+
+
+def test_the_crop_keeping_most_sources_is_chosen(monkeypatch):
+    # The first draw (from 3000) holds source 2 only; the second (from 100) both.
+    out = crop_at(monkeypatch, [3000, 100])
+    assert int(out["num_src"][0]) == 2
+    np.testing.assert_allclose(out["speech_mix"], sample()["speech_mix"][100:1100])
+    with pytest.raises(ValueError, match="min_active must lie in"):
+        USEPreprocessor(train=True, segment=1000, min_active=1.5)
 
 
 def test_no_crop_in_evaluation_or_for_short_mixtures():

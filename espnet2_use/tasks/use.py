@@ -94,8 +94,16 @@ class USETask(AbsTask):
             "--speech_segment",
             type=int_or_none,
             default=None,
-            help="Train on random crops of this many samples (sources silent in a crop "
-            "are dropped and the count recomputed); None: whole mixtures.",
+            help="Train on random crops of this many samples (sources that do not sound "
+            "in a crop are dropped and the count recomputed); None: whole mixtures.",
+        )
+        group.add_argument(
+            "--crop_min_active",
+            type=float,
+            default=0.125,
+            help="With --speech_segment: a source counts in a crop when it sounds in at "
+            "least this share of it; a shorter sliver is taken out of the crop's mixture "
+            "too (0: any sound counts).",
         )
         for class_choices in cls.class_choices_list:
             class_choices.add_arguments(group)
@@ -120,6 +128,7 @@ class USETask(AbsTask):
             cue_encoders=getattr(args, "cue_encoders", None) or {},
             sample_rate=getattr(args, "sample_rate", None),
             segment=getattr(args, "speech_segment", None),
+            min_active=getattr(args, "crop_min_active", 0.125),
         )
 
     @classmethod

@@ -24,16 +24,24 @@ class USEPreprocessor(AbsPreprocessor):
     ``extract``; cached features (``*_emb_spk{k}``) and audio pass through.
 
     With ``segment`` (training only), a mixture longer than ``segment`` samples is
-    cropped at random with its references; the sources that are silent in the crop
-    (RMS <= 1e-8) are dropped and the rest renumbered 1..n', together with their
-    cues, and ``num_src`` becomes n', so the count stays true. Long recordings then
-    train in bounded memory.
+    cropped at random with its references, and the count is made true of the crop.
+    A source *counts* in a crop when it sounds there for at least ``min_active`` of
+    the crop (or, for a source shorter than that, for half of its own sounding time);
+    the rest are dropped and the kept ones renumbered 1..n', together with their
+    cues, and ``num_src`` becomes n'. A dropped source that still sounds a little in
+    the crop (a sliver at its edge: too short to hear, let alone count) is taken
+    out of the crop's mixture too, so that the mixture stays the sum of the
+    references and the count label is never a source nobody could hear. Of up to
+    ten random crops the one keeping the most sources (then the fewest slivers) is
+    used, so crops keep the corpus's count distribution. Long recordings then train
+    in bounded memory.
 
     Args:
         train: training mode.
         cue_encoders: the task's ``cue_encoders`` section.
         sample_rate: the task's sampling rate (for messages).
         segment: crop length in samples (None: whole mixtures).
+        min_active: share of the crop a source must sound in to count.
     """
 
     def __init__(
@@ -42,11 +50,15 @@ class USEPreprocessor(AbsPreprocessor):
         cue_encoders: Optional[Dict[str, Dict]] = None,
         sample_rate: Optional[int] = None,
         segment: Optional[int] = None,
+        min_active: float = 0.125,
     ):
         super().__init__(train)
         if segment is not None and segment <= 0:
             raise ValueError(f"--speech_segment must be a positive number of samples, got {segment}")
+        if not 0.0 <= min_active <= 1.0:
+            raise ValueError(f"min_active must lie in [0, 1], got {min_active}")
         self.segment = segment
+        self.min_active = min_active
         self.extractors = {}
         for modality, spec in (cue_encoders or {}).items():
             cls = cue_encoder_choices.get(spec.get("type"))
@@ -84,6 +96,20 @@ class USEPreprocessor(AbsPreprocessor):
             data = self._crop(data)
         return data
 
+    def _activity(self, ref: np.ndarray) -> np.ndarray:
+        """Per frame of ``segment // 100`` samples: does the source sound (bool [F])?
+
+        A frame sounds when its RMS exceeds FUSS's silence floor and lies within
+        40 dB of the source's loudest frame (a fade's last samples do not).
+        """
+        hop = max(1, self.segment // 100)
+        n = len(ref) // hop
+        if n == 0:
+            return np.zeros(0, dtype=bool)
+        frames = ref[: n * hop].reshape(n, hop)
+        energy = np.sqrt(np.mean(np.square(frames, dtype=np.float64), axis=1))
+        return energy > max(SILENCE_RMS, 1e-2 * float(energy.max()))
+
     def _crop(self, data: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
         """A random ``segment`` of the mixture and references, sources recounted."""
         mix = data["speech_mix"]
@@ -99,13 +125,31 @@ class USEPreprocessor(AbsPreprocessor):
             count = int(data["num_src"][0])
         else:
             count = sum(len(data[f"speech_ref{k}"]) > 0 for k in refs)
-        for _ in range(10):  # a crop in which every source is silent teaches nothing
+        hop = max(1, self.segment // 100)
+        activity = {k: self._activity(data[f"speech_ref{k}"]) for k in range(1, count + 1)}
+        # Frames a source must sound in to count: min_active of the crop, or half of
+        # its own sounding time when it is shorter than that.
+        need = {
+            k: max(1, min(int(self.min_active * self.segment / hop), int(act.sum()) // 2))
+            for k, act in activity.items()
+        }
+        best = None
+        for _ in range(10):
             start = np.random.randint(0, len(mix) - self.segment + 1)
             window = slice(start, start + self.segment)
-            active = [k for k in range(1, count + 1) if rms(data[f"speech_ref{k}"][window]) > SILENCE_RMS]
-            if active:
+            first, last = -(-start // hop), (start + self.segment) // hop  # frames inside
+            kept, slivers = [], []
+            for k in range(1, count + 1):
+                if int(activity[k][first:last].sum()) >= need[k]:
+                    kept.append(k)
+                elif rms(data[f"speech_ref{k}"][window]) > SILENCE_RMS:
+                    slivers.append(k)
+            if best is None or (len(kept), -len(slivers)) > (len(best[1]), -len(best[2])):
+                best = (window, kept, slivers)
+            if len(kept) == count:
                 break
-        else:
+        window, active, slivers = best
+        if not active:
             # Sparse sources (short events in a long recording): no random crop caught
             # one, so the utterance trains whole rather than with zero sources.
             return data
@@ -118,5 +162,7 @@ class USEPreprocessor(AbsPreprocessor):
                 else:
                     out[f"{prefix}{new_k}"] = old[window] if prefix == "speech_ref" else old
         out["speech_mix"] = mix[window]
+        for k in slivers:
+            out["speech_mix"] = out["speech_mix"] - data[f"speech_ref{k}"][window]
         out["num_src"] = np.array([len(active)], dtype=np.int64)
         return out
