@@ -28,7 +28,8 @@ class USEModel(AbsESPnetModel):
     ``forward_encoder`` (waveform -> encoder features -> trunk), ``forward_separate``
     (EDA attractors -> shared mask head -> one output per attractor),
     ``forward_extract`` (cue vectors -> the same mask head), ``forward_decoder``
-    (features -> waveforms) and ``forward_loss``.
+    (features -> waveforms) and the losses ``forward_loss_ss`` /
+    ``forward_loss_tse`` / ``forward_loss_exist``.
 
     Training batches hold ``speech_mix``, ``speech_ref1..K`` (a zero-length reference
     is an absent source), ``num_src`` (optional; else the non-empty references are
@@ -139,25 +140,30 @@ class USEModel(AbsESPnetModel):
         self,
         feats: torch.Tensor,
         trunk: BackboneOutput,
-        counts: torch.Tensor,
+        counts: Optional[torch.Tensor],
         num_attractors: int,
-    ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Attractors, existence logits and one masked feature map per counted source.
 
         Args:
             feats: encoder features [B, T', N].
             trunk: the trunk output.
-            counts: sources to separate per utterance [B] (0 allowed).
-            num_attractors: attractors to decode (>= counts.max() + 1 in training).
+            counts: sources to separate per utterance [B] (0 allowed); None: the EDA
+                counts (between ``min_num_src`` and ``max_num_src``).
+            num_attractors: attractors to decode (>= counts.max() + 1).
 
         Returns:
-            attractors [B, A, D], logits [B, A], masked features [M, T', N] for the
-            M = counts.sum() (utterance, source) pairs, and their batch index [M].
+            attractors [B, A, D], logits [B, A], counts [B], masked features [M, T', N]
+            for the M = counts.sum() (utterance, source) pairs, and their batch index [M].
         """
         attractors, logits = self.separator.attractors(trunk, num_attractors)
+        if counts is None:
+            counts = self.separator.count(logits, self.max_num_src, self.min_num_src)
         index, slot = self._pairs(counts)
+        if index.numel() == 0:  # nothing counted (min_num_src 0)
+            return attractors, logits, counts, feats.new_zeros(0, *feats.shape[1:]), index
         masked = self.separator.mask(trunk, feats, attractors[index, slot], index)
-        return attractors, logits, masked, index
+        return attractors, logits, counts, masked, index
 
     def forward_extract(
         self,
@@ -239,37 +245,51 @@ class USEModel(AbsESPnetModel):
             out = out.index_put((rows,), attractors)
         return out, present.long()
 
-    def forward_loss(
+    def _stats(self, like: torch.Tensor) -> Dict[str, torch.Tensor]:
+        nan = like.new_tensor(float("nan"))
+        return {key: nan for key in STAT_KEYS}
+
+    def forward_loss_exist(
+        self, logits: torch.Tensor, counts: torch.Tensor
+    ) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
+        """``exist_weight`` * existence BCE, and counting accuracy."""
+        stats = self._stats(logits)
+        exist = existence_bce(logits, counts)
+        stats["exist_bce"] = exist.detach()
+        estimated = self.separator.count(logits, self.max_num_src, self.min_num_src)
+        stats["count_acc"] = (estimated == counts).float().mean()
+        return self.exist_weight * exist, stats
+
+    def forward_loss_ss(
         self,
-        branch: str,
         refs: torch.Tensor,
         counts: torch.Tensor,
-        est: Optional[torch.Tensor] = None,
-        logits: Optional[torch.Tensor] = None,
-        attractors: Optional[torch.Tensor] = None,
+        est: torch.Tensor,
+        logits: torch.Tensor,
+        attractors: torch.Tensor,
         cues: Optional[torch.Tensor] = None,
         cue_valid: Optional[torch.Tensor] = None,
-        tse_est: Optional[torch.Tensor] = None,
-        tse_rows: Optional[torch.Tensor] = None,
-        tse_targets: Optional[torch.Tensor] = None,
+        classes: Optional[torch.Tensor] = None,
     ) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
-        """Loss and stats of one branch (``ss`` or ``tse``); stats it has no value for are NaN."""
-        nan = refs.new_tensor(float("nan"))
-        stats = {key: nan for key in STAT_KEYS}
-        if branch == "ss":
-            loss, stats["si_snr"], perm = self.pit(est, refs, counts)
-            exist = existence_bce(logits, counts)
-            loss = loss + self.exist_weight * exist
-            stats["exist_bce"] = exist.detach()
-            estimated = self.separator.attractor.count(logits, self.max_num_src, self.min_num_src)
-            stats["count_acc"] = (estimated == counts).float().mean()
-            if cues is not None and self.align_weight > 0:
-                align, stats["align_mse"], stats["align_nce"], stats["match_acc"] = self.align(
-                    attractors[:, : refs.size(1)], counts, cues, cue_valid, perm
-                )
-                loss = loss + self.align_weight * align
-            return loss, stats
-        scores = si_snr(tse_est, refs[tse_rows, tse_targets])  # [R]
+        """Separation branch: PIT SI-SNR + existence (+ alignment with the PIT permutation;
+        ``classes`` [B, K], the sources' label ids or -1, keep same-class attractors of
+        other mixtures out of InfoNCE's negatives)."""
+        loss, stats = self.forward_loss_exist(logits, counts)
+        pit, stats["si_snr"], perm = self.pit(est, refs, counts)
+        loss = loss + pit
+        if cues is not None and self.align_weight > 0:
+            align, stats["align_mse"], stats["align_nce"], stats["match_acc"] = self.align(
+                attractors[:, : refs.size(1)], counts, cues, cue_valid, perm, classes
+            )
+            loss = loss + self.align_weight * align
+        return loss, stats
+
+    def forward_loss_tse(
+        self, tse_est: torch.Tensor, targets: torch.Tensor
+    ) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
+        """Cue branch: ``tse_weight`` * negative SI-SNR of the extracted targets [R, T]."""
+        stats = self._stats(tse_est)
+        scores = si_snr(tse_est, targets)  # [R]
         if self.si_snr_clamp_db is not None:
             scores = scores.clamp(max=self.si_snr_clamp_db)
         stats["tse_si_snr"] = scores.mean().detach()
@@ -319,23 +339,20 @@ class USEModel(AbsESPnetModel):
         stats = {key: speech_mix.new_tensor(float("nan")) for key in STAT_KEYS}
         for branch in branches:
             if branch == "ss":
-                attractors, logits, masked, index = self.forward_separate(
+                attractors, logits, _, masked, index = self.forward_separate(
                     feats, trunk, counts, refs.size(1) + 1
                 )
                 est = self.forward_decoder(masked, lengths[index], T)
-                _, slot = self._pairs(counts)
-                est = est.new_zeros(refs.shape).index_put((index, slot), est)  # [B, K, T]
-                loss, s = self.forward_loss(
-                    "ss", refs, counts, est=est, logits=logits, attractors=attractors,
-                    cues=cues, cue_valid=cue_valid,
+                est = self._scatter(est, counts, refs.shape)  # [B, K, T]
+                loss, s = self.forward_loss_ss(
+                    refs, counts, est, logits, attractors, cues=cues, cue_valid=cue_valid,
+                    classes=self._classes(kwargs, counts, refs.size(1)),
                 )
             else:
                 rows, targets = self._pick_targets(cue_valid)
                 masked = self.forward_extract(feats, trunk, cues[rows, targets], rows)
                 tse_est = self.forward_decoder(masked, lengths[rows], T)
-                loss, s = self.forward_loss(
-                    "tse", refs, counts, tse_est=tse_est, tse_rows=rows, tse_targets=targets
-                )
+                loss, s = self.forward_loss_tse(tse_est, refs[rows, targets])
             total = total + loss
             stats.update({k: v for k, v in s.items() if not torch.isnan(v)})
         stats["loss"] = total.detach()
@@ -376,21 +393,18 @@ class USEModel(AbsESPnetModel):
         speech, scale = self._normalize(speech, lengths)
         feats, flens, trunk = self.forward_encoder(speech, lengths)
         num_att = self.max_num_src + 1
+        counts = None
         if num_src is not None:
             counts = torch.as_tensor(num_src, device=speech.device).long().view(-1)
             counts = counts.expand(speech.size(0)) if counts.numel() == 1 else counts
             num_att = max(num_att, int(counts.max()) + 1)
-        attractors, logits = self.separator.attractors(trunk, num_att)
-        if num_src is None:
-            counts = self.separator.attractor.count(logits, self.max_num_src, self.min_num_src)
+        attractors, logits, counts, masked, index = self.forward_separate(feats, trunk, counts, num_att)
         S = max(int(counts.max()), 1)
-        index, slot = self._pairs(counts)
         sources = speech.new_zeros(speech.size(0), S, T)
         if index.numel() > 0:
-            masked = self.separator.mask(trunk, feats, attractors[index, slot], index)
             est = self.forward_decoder(masked, lengths[index], T)
             est = self.fit_to_mixture(est, index, speech, lengths) * scale[index, None]
-            sources = sources.index_put((index, slot), est)
+            sources = self._scatter(est, counts, sources.shape)
         out = dict(
             sources=sources, counts=counts, existence_prob=torch.sigmoid(logits),
             attractors=attractors,
@@ -504,6 +518,12 @@ class USEModel(AbsESPnetModel):
             return torch.full((speech.size(0),), speech.size(1), dtype=torch.long, device=speech.device)
         return lengths
 
+    @classmethod
+    def _scatter(cls, est: torch.Tensor, counts: torch.Tensor, shape) -> torch.Tensor:
+        """Per-pair outputs [M, T] (in ``_pairs`` order) -> [B, S, T], zeros elsewhere."""
+        index, slot = cls._pairs(counts)
+        return est.new_zeros(shape).index_put((index, slot), est)
+
     @staticmethod
     def _pairs(counts: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """(batch row, source slot) of every counted source: two [sum(counts)] tensors."""
@@ -561,6 +581,21 @@ class USEModel(AbsESPnetModel):
                 f" (sources 1..n must be non-empty, the rest zero-length)"
             )
         return refs, counts
+
+    def _classes(
+        self, batch: Dict[str, torch.Tensor], counts: torch.Tensor, K: int
+    ) -> Optional[torch.Tensor]:
+        """Label ids of the sources [B, K] (-1: no label), or None without label cues."""
+        if self.cue_network is None or "label" not in self.cue_network.modalities:
+            return None
+        classes = torch.full((counts.numel(), K), -1, dtype=torch.long, device=counts.device)
+        for k in range(K):
+            name = self.cue_network.data_name("label", k + 1)
+            if name not in batch or batch[name].size(1) == 0:  # no row has one
+                continue
+            has = (batch[f"{name}_lengths"] > 0) & (counts > k)
+            classes[has, k] = batch[name][has, 0].long()
+        return classes
 
     def _draw_branch(self) -> str:
         """'tse' with probability cue_branch_ratio, from a stream keyed on the update count."""

@@ -96,3 +96,26 @@ def test_alignment_is_lowest_for_the_pit_permutation_and_matching_accuracy():
     # No valid cue: zero loss, NaN stats.
     loss, mse, _, match = align(attractors, counts, cues, torch.zeros_like(valid), perm)
     assert loss == 0 and torch.isnan(mse) and torch.isnan(match)
+
+
+def test_same_class_attractors_of_other_mixtures_are_no_infonce_negatives():
+    # Two mixtures, each with a "dog" (class 0) and a different second sound: the
+    # dogs' attractors are alike, and each dog cue would treat the other mixture's
+    # dog as a negative.
+    dog, cat, car = torch.eye(3)
+    attractors = torch.stack([torch.stack([dog, cat]), torch.stack([dog, car])])  # [2, 2, 3]
+    cues = attractors.clone()
+    counts = torch.tensor([2, 2])
+    valid = torch.ones(2, 2, dtype=torch.bool)
+    perm = torch.tensor([[0, 1], [0, 1]])
+    align = AttractorCueAlignment(temperature=0.1, mse_weight=0.0)
+    _, _, nce_plain, match = align(attractors, counts, cues, valid, perm)
+    classes = torch.tensor([[0, 1], [0, 2]])
+    _, _, nce_masked, match_masked = align(attractors, counts, cues, valid, perm, classes)
+    # Without classes the two dog cues cannot tell their dog from the other: log 2 each.
+    assert nce_plain.item() > 0.3
+    assert nce_masked.item() < 1e-3
+    assert match.item() == match_masked.item() == 1.0
+    # Unknown classes (-1) mask nothing.
+    _, _, nce_unknown, _ = align(attractors, counts, cues, valid, perm, torch.full((2, 2), -1))
+    assert torch.isclose(nce_unknown, nce_plain)

@@ -151,6 +151,17 @@ def test_stage_two_trains_both_branches_and_tse_and_alignment_losses_fall():
     assert after["align_mse"] + after["align_nce"] < before["align_mse"] + before["align_nce"]
 
 
+def test_alignment_with_a_cue_slot_that_no_row_of_the_batch_has():
+    # ESPnet pads label_spk3 to [B, 0] when every mixture has at most two sources.
+    model = build(cues=True, cue_branch_ratio=0.5, align_weight=1.0)
+    batch = toy_batch(counts=(1, 2, 2, 1))
+    batch["label_spk3"] = torch.zeros(4, 0, dtype=torch.long)
+    model.eval()
+    with torch.no_grad():
+        _, stats, _ = model(**batch)
+    assert torch.isfinite(stats["align_nce"]) and torch.isfinite(stats["match_acc"])
+
+
 def test_branch_stream_is_reproducible_and_resumes_with_the_update_count():
     a = build(cues=True, cue_branch_ratio=0.7)
     b = build(cues=True, cue_branch_ratio=0.7)

@@ -1,5 +1,5 @@
 """Attractor-cue alignment: one semantic space for separation and extraction."""
-from typing import Tuple
+from typing import Optional, Tuple
 
 import torch
 
@@ -12,6 +12,10 @@ class AttractorCueAlignment(torch.nn.Module):
     towards its assigned attractor (MSE) and contrasted against every other
     attractor of the batch (InfoNCE on cosine similarity / temperature), so that the
     attractors of other sounds, in the same mixture or in others, are negatives.
+    When the sources' classes are known (their label cues), an attractor assigned
+    to a source of the cue's own class in another mixture is no negative: it is the
+    same kind of sound, and pushing it away would tear the class apart in the
+    shared space. It leaves the softmax's denominator.
 
     Args:
         temperature: InfoNCE temperature.
@@ -38,6 +42,7 @@ class AttractorCueAlignment(torch.nn.Module):
         cues: torch.Tensor,
         cue_valid: torch.Tensor,
         perm: torch.Tensor,
+        classes: Optional[torch.Tensor] = None,
     ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Compute the alignment terms.
 
@@ -47,6 +52,7 @@ class AttractorCueAlignment(torch.nn.Module):
             cues: cue vectors of the sources [B, S, D].
             cue_valid: [B, S] whether source k has a cue.
             perm: [B, S] attractor assigned to source k (-1 beyond the count).
+            classes: [B, S] class id of source k (-1: unknown), or None.
 
         Returns:
             loss (weighted sum), mse, nce, matching accuracy (all scalars; the last
@@ -68,7 +74,18 @@ class AttractorCueAlignment(torch.nn.Module):
         sim = torch.nn.functional.normalize(c, dim=-1) @ flat_att.t()  # [P, B*S]
         sim = sim.masked_fill(~att_valid.reshape(1, B * S), float("-inf"))
         target = b_idx * S + target_att  # [P]
-        nce = torch.nn.functional.cross_entropy(sim / self.temperature, target)
+        if classes is not None:
+            # Class of each attractor: that of the source PIT assigned it.
+            att_class = classes.new_full((B, S), -1)
+            assigned = perm >= 0
+            att_class[assigned.nonzero(as_tuple=True)[0], perm[assigned]] = classes[assigned]
+            cue_class = classes[b_idx, k_idx]  # [P]
+            same = (cue_class[:, None] == att_class.reshape(1, B * S)) & (cue_class[:, None] >= 0)
+            same[torch.arange(target.numel(), device=sim.device), target] = False
+            sim_nce = sim.masked_fill(same, float("-inf"))
+        else:
+            sim_nce = sim
+        nce = torch.nn.functional.cross_entropy(sim_nce / self.temperature, target)
 
         # Matching accuracy: among the attractors of the cue's own mixture.
         own = sim.view(-1, B, S)[torch.arange(b_idx.numel(), device=sim.device), b_idx]  # [P, S]

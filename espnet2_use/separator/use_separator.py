@@ -91,6 +91,12 @@ class USESeparator(AbsSeparator):
         """Attractors [B, num_attractors, D] and existence logits [B, num_attractors]."""
         return self.attractor(trunk.emb, trunk.emb_lens, num_attractors)
 
+    def count(
+        self, logits: torch.Tensor, max_num_src: Optional[int] = None, min_num_src: int = 0
+    ) -> torch.Tensor:
+        """Source counts [B] from existence logits [B, A] (the EDA's count rule)."""
+        return self.attractor.count(logits, max_num_src=max_num_src, min_num_src=min_num_src)
+
     def mask(
         self,
         trunk: BackboneOutput,
@@ -151,7 +157,7 @@ class USESeparator(AbsSeparator):
         attractors, logits = self.attractors(trunk, num + 1)
         B = input.size(0)
         if counting:
-            counts = self.attractor.count(logits, max_num_src=num, min_num_src=1)
+            counts = self.count(logits, max_num_src=num, min_num_src=1)
         else:
             counts = torch.full((B,), num, dtype=torch.long, device=input.device)
         keep = torch.arange(num, device=input.device)[None, :] < counts[:, None]
