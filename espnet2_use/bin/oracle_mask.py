@@ -38,7 +38,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from espnet2_use.scoring.datadir import DataDirError, ReferenceSet
+from espnet2_use.data.kaldi_dir import DataDirError, ReferenceSet
 from espnet2_use.utils.fileio import atomic_write_text, atomic_write_wav
 
 DEFAULT_EPS = 1e-8

@@ -46,12 +46,19 @@ from kaldiio.matio import write_array
 from tqdm import tqdm
 
 from espnet2_use.cue import AbsCueEncoder, build_cue_encoder, cue_encoder_choices
-from espnet2_use.cue.cue_files import CUE_EMB_PATTERN, find_cue_files
-from espnet2_use.utils.data_dir import read_kaldi_text
+from espnet2_use.data.kaldi_dir import read_kaldi_text
+from espnet2_use.data.layout import SOURCE_FILES, cue_file, find_source_files
 from espnet2_use.utils.fileio import atomic_write_text
 
 DONE_MARKER = ".use_extract_cues.done"
 MARKER_VERSION = 1
+# Cached rows of the layout table: ``<name>.scp`` / ``<name>.ark`` per source.
+_CACHED_FILES = [row.file_regex for row in SOURCE_FILES if row.cached]
+
+
+def _emb_name(modality: str, k: int) -> str:
+    """Cached features of source k, without the .scp / .ark extension."""
+    return cue_file(modality, cached=True).file_name(k)[: -len(".scp")]
 
 
 def load_cue_config(config: str) -> Tuple[int, Dict[str, dict]]:
@@ -171,7 +178,7 @@ def extract_cues(
     }
     if not os.path.isdir(data_dir):
         raise FileNotFoundError(f"data dir {data_dir!r} does not exist")
-    cue_files = {m: find_cue_files(data_dir, m) for m in cached}
+    cue_files = {m: find_source_files(data_dir, cue_file(m, cached=False)) for m in cached}
     all_cue_files = [p for m in cached for _, p in cue_files[m]]
 
     utts: List[str] = []
@@ -194,7 +201,7 @@ def extract_cues(
     os.makedirs(out_dir, exist_ok=True)
     marker = os.path.join(out_dir, DONE_MARKER)
     outputs = [
-        os.path.join(out_dir, CUE_EMB_PATTERN.format(modality=m, k=k) + ".scp")
+        os.path.join(out_dir, cue_file(m, cached=True).file_name(k))
         for m in cached
         for k, _ in cue_files[m]
     ]
@@ -259,7 +266,7 @@ def _extract_modality(
                 f"{missing[:3]} (every cue file lists every utterance; an absent "
                 "cue is the utt-id alone)"
             )
-        name = CUE_EMB_PATTERN.format(modality=modality, k=k)
+        name = _emb_name(modality, k)
         ark = os.path.join(out_dir, name + ".ark")
         scp = os.path.join(out_dir, name + ".scp")
         pairs += [(ark + ".tmp", ark), (scp + ".tmp", scp)]
@@ -326,7 +333,7 @@ def merge_cue_outputs(
             raise ValueError(
                 f"split dir {d!r} has no {DONE_MARKER}: its extraction did not finish"
             )
-        found = sorted(n for n in os.listdir(d) if "_emb_spk" in n and n.endswith(".scp"))
+        found = sorted(n for n in os.listdir(d) if any(r.match(n) for r in _CACHED_FILES))
         if names is None:
             names = found
         elif found != names:

@@ -66,7 +66,7 @@ import numpy as np
 from espnet2.utils.types import str2bool
 from tqdm import tqdm
 
-from espnet2_use.scoring.datadir import DataDirError, EstimateSet, ReferenceSet
+from espnet2_use.data.kaldi_dir import DataDirError, EstimateSet, ReferenceSet
 from espnet2_use.utils.fileio import atomic_write_json, atomic_write_text
 from espnet2_use.scoring.metrics import (
     DEFAULT_CLAMP_DB,

@@ -15,6 +15,7 @@ from espnet2.utils.get_default_kwargs import get_default_kwargs
 from espnet2.utils.nested_dict_action import NestedDictAction
 from espnet2.utils.types import int_or_none, str2bool, str_or_none
 from espnet2_use.cue.cue_network import USECueNetwork
+from espnet2_use.data.layout import REFERENCE, SOURCE_FILES
 from espnet2_use.espnet_model import USEModel
 from espnet2_use.separator.use_separator import USESeparator
 from espnet2_use.train.budget_trainer import BudgetTrainer
@@ -30,18 +31,17 @@ use_separator_choices = ClassChoices(
 )
 
 MAX_SOURCES = 16
-CUE_DATA_NAMES = ("text_spk{}", "text_emb_spk{}", "label_spk{}", "video_emb_spk{}", "enroll_ref{}")
 
 
 class USETask(AbsTask):
     """Sound separation with an unknown count and multimodal target extraction (USE).
 
-    Data names: ``speech_mix`` (wav.scp), ``speech_ref{k}`` (spk{k}.scp; an absent
-    source is a zero-length wav), ``num_src`` (utt2num_src, ``text_int``), and per
-    source k the cues ``text_spk{k}`` (captions, ``text``; spm text encoder),
-    ``text_emb_spk{k}`` / ``video_emb_spk{k}`` (cached frozen-encoder features,
-    ``kaldi_ark``), ``label_spk{k}`` (class names, ``text``), ``enroll_ref{k}``
-    (audio examples, ``sound``).
+    Data names: ``speech_mix`` (wav.scp), ``num_src`` (utt2num_src, ``text_int``), and
+    per source k the batch names of the layout table (``espnet2_use.data.layout``):
+    ``speech_ref{k}`` (spk{k}.scp; an absent source is a zero-length wav) and the cues,
+    e.g. ``text_spk{k}`` (captions; spm text encoder), ``text_emb_spk{k}`` /
+    ``video_emb_spk{k}`` (cached frozen-encoder features), ``label_spk{k}`` (class
+    names), ``enroll_ref{k}`` (audio examples).
     """
 
     num_optimizers: int = 1
@@ -141,10 +141,10 @@ class USETask(AbsTask):
     def optional_data_names(
         cls, train: bool = True, inference: bool = False
     ) -> Tuple[str, ...]:
-        names = [f"speech_ref{k}" for k in range(2, MAX_SOURCES + 1)]
-        names += ["num_src", "speech_ref1"]
+        names = [REFERENCE.name(k) for k in range(2, MAX_SOURCES + 1)]
+        names += ["num_src", REFERENCE.name(1)]
         for k in range(1, MAX_SOURCES + 1):
-            names += [pattern.format(k) for pattern in CUE_DATA_NAMES]
+            names += [row.name(k) for row in SOURCE_FILES if row is not REFERENCE]
         return tuple(names)
 
     @classmethod
