@@ -31,7 +31,7 @@ import torch
 from tqdm import tqdm
 
 from espnet2_use.data.kaldi_dir import read_kaldi_text, write_kaldi_text
-from espnet2_use.data.layout import EXAMPLE, cue_file
+from espnet2_use.data.layout import EXAMPLE, REFERENCE, cue_file
 from espnet2_use.inference import USE, prepare_audio
 from espnet2_use.scoring.plot import plot_decoding_dir
 from espnet2_use.utils.fileio import atomic_write_text, atomic_write_wav
@@ -133,7 +133,7 @@ class TaskWriter:
 
     def close(self) -> None:
         for k, mapping in self.scp.items():
-            write_kaldi_text(self.out_dir / f"spk{k}.scp", mapping)
+            write_kaldi_text(self.out_dir / REFERENCE.file_name(k), mapping)
         for name, mapping in self.texts.items():
             write_kaldi_text(self.out_dir / name, mapping)
         for name, lines in self.lines.items():

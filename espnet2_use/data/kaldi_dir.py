@@ -354,7 +354,7 @@ class ReferenceSet:
         if not spk:
             raise DataDirError(f"{root}: no spk1.scp .. spkK.scp reference files")
         for name, keys in [("utt2num_src", num_src)] + [
-            (f"spk{k}.scp", m) for k, m in spk.items()
+            (REFERENCE.file_name(k), m) for k, m in spk.items()
         ]:
             missing = [u for u in wav if u not in keys]
             if missing:

@@ -20,7 +20,7 @@ from typing import Dict, Iterable, List, NamedTuple, Optional, Union
 import soundfile
 
 from espnet2_use.data.kaldi_dir import KaldiLine, parse_kaldi_text
-from espnet2_use.data.layout import RAW_FILES, REFERENCE
+from espnet2_use.data.layout import MIXTURE, NUM_SRC, RAW_FILES, REFERENCE
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -120,7 +120,7 @@ class _DataDirValidator:
         if not self.dir.is_dir():
             return [f"{self.dir}: not a directory"]
         per_source = self._discover()
-        required = ["wav.scp", "utt2num_src"] + [f"spk{k}.scp" for k in range(1, self.num_src + 1)]
+        required = [MIXTURE[0], NUM_SRC[0]] + [REFERENCE.file_name(k) for k in range(1, self.num_src + 1)]
         for name in required:
             if not (self.dir / name).is_file():
                 self.problems.add(f"{self._path(name)}: missing (a required file)")
@@ -297,7 +297,7 @@ class _DataDirValidator:
 
     def _check_audio(self, enroll_files: List[str]) -> None:
         """Audio files exist; with check_audio, their lengths, channels and rates fit."""
-        spk_files = [f"spk{k}.scp" for k in range(1, self.num_src + 1)]
+        spk_files = [REFERENCE.file_name(k) for k in range(1, self.num_src + 1)]
         audio_files = [n for n in ["wav.scp"] + spk_files + enroll_files if n in self.tables]
         if not self.check_audio:
             for name in audio_files:
