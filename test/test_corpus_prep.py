@@ -2,10 +2,10 @@
 
 Each recipe's stage 1 runs on a miniature tree in the corpus's real layout
 (test/corpus_trees.py); the data directories it writes are checked against the
-contract (espnet2_use.utils.data_dir.validate_data_dir) and for what the corpus
+contract (espnet2_use.data.validate.validate_data_dir) and for what the corpus
 implies (counts, ids, sources, cues, labels). Every broken corpus (missing root, CSV,
 column, listed file) must stop with a message naming the path and leave no data
-directory behind. The shared pieces of espnet2_use/utils/corpus.py are tested
+directory behind. The shared pieces of espnet2_use/data/corpus.py are tested
 directly at the end.
 
 A data.sh parses its options, checks the corpus root and hands every option to
@@ -41,7 +41,7 @@ import soundfile
 
 import corpus_trees as ct
 from background_runs import BackgroundRuns
-from espnet2_use.utils.corpus import (
+from espnet2_use.data.corpus import (
     Clip,
     CorpusError,
     MixtureRenderer,
@@ -52,7 +52,8 @@ from espnet2_use.utils.corpus import (
     write_data_dir,
     write_lines,
 )
-from espnet2_use.utils.data_dir import read_kaldi_text, validate_data_dir
+from espnet2_use.data.kaldi_dir import read_kaldi_text
+from espnet2_use.data.validate import validate_data_dir
 
 REPO = Path(__file__).resolve().parents[1]
 CORPORA = ("librimix", "fuss", "audioset", "vggsound")
@@ -811,7 +812,7 @@ def test_allow_missing_skips_and_lists_clips_not_downloaded(trees, tmp_path, pre
 
 
 # --------------------------------------------------------------------------
-# Shared pieces (espnet2_use/utils/corpus.py)
+# Shared pieces (espnet2_use/data/corpus.py)
 # --------------------------------------------------------------------------
 
 

@@ -23,7 +23,7 @@ UTILS = TEMPLATE / "utils"
 sys.path.insert(0, str(UTILS))
 
 import validate_data_dir  # noqa: E402  (utils/validate_data_dir.py)
-from espnet2_use.utils import data_dir  # noqa: E402
+from espnet2_use.data import kaldi_dir, validate  # noqa: E402
 
 
 def run_cmd(
@@ -414,7 +414,7 @@ def test_split_scp_to_dir_splits_several_files_alike(tmp_path: Path) -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# espnet2_use/utils/data_dir.py and utils/validate_data_dir.py
+# espnet2_use/data/validate.py, data/kaldi_dir.py and utils/validate_data_dir.py
 # --------------------------------------------------------------------------------------------
 
 FS = 8000
@@ -473,7 +473,7 @@ def _validate(d: Path, **kwargs: object) -> List[str]:
     root = d.parents[1]
     kwargs.setdefault("label_list", root / "data/token_list/labels.txt")
     kwargs.setdefault("max_num_src", 2)
-    return data_dir.validate_data_dir(d, base_dir=root, fs=FS, **kwargs)
+    return validate.validate_data_dir(d, base_dir=root, fs=FS, **kwargs)
 
 
 def _replace_line(path: Path, lineno: int, text: Optional[str]) -> None:
@@ -487,7 +487,7 @@ def _replace_line(path: Path, lineno: int, text: Optional[str]) -> None:
 
 def test_validate_good_dir_function_and_cli(good_dir: Path) -> None:
     assert _validate(good_dir) == []
-    assert data_dir.source_count_histogram(good_dir) == {1: 1, 2: 2}
+    assert kaldi_dir.source_count_histogram(good_dir) == {1: 1, 2: 2}
     result = run_cmd(
         [sys.executable, UTILS / "validate_data_dir.py", "--fs", "8k", "--label_list",
          "data/token_list/labels.txt", "data/dev"],
@@ -645,27 +645,27 @@ def test_validate_limits_the_number_of_problems(good_dir: Path) -> None:
 
 def test_read_and_write_kaldi_text(tmp_path: Path) -> None:
     path = tmp_path / "label_spk1"
-    data_dir.write_kaldi_text(path, {"u2": "church bell", "u1": "", "u10": "dog"})
+    kaldi_dir.write_kaldi_text(path, {"u2": "church bell", "u1": "", "u10": "dog"})
     assert path.read_text() == "u1\nu10 dog\nu2 church bell\n"
-    assert data_dir.read_kaldi_text(path) == {"u1": "", "u10": "dog", "u2": "church bell"}
+    assert kaldi_dir.read_kaldi_text(path) == {"u1": "", "u10": "dog", "u2": "church bell"}
     assert list(tmp_path.iterdir()) == [path]  # no temporary file left behind
 
     path.write_text("u1 a\nu2 b\nu1 c\n\n")
     with pytest.raises(ValueError) as error:
-        data_dir.read_kaldi_text(path)
+        kaldi_dir.read_kaldi_text(path)
     assert "line 3: duplicate utt 'u1' (first on line 1)" in str(error.value)
     assert "line 4: malformed (empty line" in str(error.value)
 
     with pytest.raises(ValueError, match="contains whitespace"):
-        data_dir.write_kaldi_text(tmp_path / "x", {"u 1": "a"})
+        kaldi_dir.write_kaldi_text(tmp_path / "x", {"u 1": "a"})
     with pytest.raises(ValueError, match="line break"):
-        data_dir.write_kaldi_text(tmp_path / "x", {"u1": "a\nb"})
+        kaldi_dir.write_kaldi_text(tmp_path / "x", {"u1": "a\nb"})
     assert not (tmp_path / "x").exists()
 
 
 @pytest.mark.parametrize("text, rate", [("16000", 16000), ("16k", 16000), ("44.1k", 44100)])
 def test_parse_sample_rate(text: str, rate: int) -> None:
-    assert data_dir.parse_sample_rate(text) == rate
+    assert kaldi_dir.parse_sample_rate(text) == rate
 
 
 # --------------------------------------------------------------------------------------------

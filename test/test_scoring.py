@@ -10,9 +10,9 @@ import torch
 
 from espnet2_use.bin import oracle_mask, use_scoring
 from espnet2_use.scoring import metrics as M
-from espnet2_use.scoring.datadir import DataDirError
+from espnet2_use.data.kaldi_dir import DataDirError
 from espnet2_use.scoring.report import SECTION_BEGIN, SECTION_END, render, summarize_ss
-from espnet2_use.utils import plot
+from espnet2_use.scoring import plot
 
 FS = 8000
 T = 4000  # 0.5 s

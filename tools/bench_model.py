@@ -19,14 +19,17 @@ import multiprocessing as mp
 import statistics
 import sys
 import time
+from pathlib import Path
 from typing import Callable, Dict, List
 
 import torch
+import yaml
 
 import espnet2_use  # noqa: F401  (registers separator "use")
 from espnet2.tasks.enh import decoder_choices, encoder_choices, separator_choices
 
 NUM_SPK = 2
+REPO = Path(__file__).resolve().parents[1]
 
 # name: (encoder, encoder_conf, separator, separator_conf, decoder, decoder_conf)
 CONV = lambda n: dict(channel=n, kernel_size=16, stride=8)  # noqa: E731
@@ -38,18 +41,12 @@ CONFIGS: Dict[str, tuple] = {
     "use_s_small": ("conv", CONV(64), "use", dict(backbone="use_s", backbone_conf=dict(
         latent_dim=64, emb_dim=64, chunk_size=100, num_heads=4, ffn_dim=256,
         num_pre_blocks=2, num_post_blocks=1)), "conv", CONV(64)),
-    "use_s_paper": ("conv", CONV(256), "use", dict(backbone="use_s", backbone_conf=dict(
-        latent_dim=256, emb_dim=256, chunk_size=250, num_heads=8, ffn_dim=1024,
-        layers_per_path=8, num_pre_blocks=1, num_post_blocks=1)), "conv", CONV(256)),
     "use_b_tiny": ("stft", STFT(256, 64), "use", dict(backbone="use_b", backbone_conf=dict(
         fs=8000, latent_dim=16, emb_dim=32, num_bands=12, num_pre_blocks=1,
         num_post_blocks=1)), "stft", STFT(256, 64)),
     "use_b_small": ("stft", STFT(256, 64), "use", dict(backbone="use_b", backbone_conf=dict(
         fs=8000, latent_dim=32, emb_dim=64, num_bands=16, num_pre_blocks=3,
         num_post_blocks=1)), "stft", STFT(256, 64)),
-    "use_b_paper": ("stft", STFT(256, 64), "use", dict(backbone="use_b", backbone_conf=dict(
-        fs=8000, latent_dim=128, emb_dim=256, num_bands=32, num_pre_blocks=8,
-        num_post_blocks=4)), "stft", STFT(256, 64)),
     # ESPnet separators at sizes comparable to USE small / paper
     "tcn_small": ("conv", CONV(64), "tcn", dict(layer=8, stack=2, bottleneck_dim=64,
                   hidden_dim=128, kernel=3, num_spk=NUM_SPK), "conv", CONV(64)),
@@ -67,6 +64,28 @@ CONFIGS: Dict[str, tuple] = {
         n_srcs=NUM_SPK, n_fft=128, stride=64, emb_dim=48, lstm_hidden_units=192,
         n_layers=4, attn_n_head=4), "same", {}),
 }
+
+
+# Paper sizes: the recipes' own training configs, so that the timed model is the trained one.
+RECIPE_CONFIGS = {
+    "use_s_paper": REPO / "egs2/audioset/use1/conf/tuning/train_use_s_stage1.yaml",
+    "use_b_paper": REPO / "egs2/librimix/use1/conf/tuning/train_use_b_k2_stage1.yaml",
+}
+
+
+def from_recipe(path: Path) -> tuple:
+    """A CONFIGS entry from a recipe's training config (the task hands it sample_rate)."""
+    from espnet2_use.tasks.use import separator_conf_with_rate
+
+    with open(path, encoding="utf-8") as f:
+        conf = yaml.safe_load(f)
+    args = argparse.Namespace(separator_conf=conf["separator_conf"],
+                              sample_rate=conf.get("sample_rate"))
+    return (conf["encoder"], conf["encoder_conf"], conf["separator"],
+            separator_conf_with_rate(args), conf["decoder"], conf["decoder_conf"])
+
+
+CONFIGS.update({name: from_recipe(path) for name, path in RECIPE_CONFIGS.items()})
 
 
 def build(name: str):

@@ -38,7 +38,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from espnet2_use.scoring.datadir import DataDirError, ReferenceSet
+from espnet2_use.data.kaldi_dir import DataDirError, ReferenceSet
+from espnet2_use.data.layout import REFERENCE
 from espnet2_use.utils.fileio import atomic_write_text, atomic_write_wav
 
 DEFAULT_EPS = 1e-8
@@ -129,7 +130,7 @@ def write_oracle_dir(
                 scp.setdefault(k, []).append(f"{utt} {out_dir / 'wavs' / name}\n")
             counts.append(f"{utt} {len(references)}\n")
         for k, lines in scp.items():
-            atomic_write_text(tmp / f"spk{k}.scp", "".join(lines))
+            atomic_write_text(tmp / REFERENCE.file_name(k), "".join(lines))
         atomic_write_text(tmp / "utt2num_src", "".join(counts))
         # mkdtemp makes the dir private (0o700); give it the usual permissions.
         umask = os.umask(0)

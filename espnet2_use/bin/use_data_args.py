@@ -3,8 +3,9 @@
 Writes one argument per line to ``--out``: ``--{mode}_data_path_and_name_and_type`` followed by
 ``<file>,<name>,<type>``, for the mixture, the references ``speech_ref1..K``, the
 count, and — unless ``--audio_only`` — the cue entries the config's cue network
-reads (``USECueNetwork.data_name``): cached features (``kaldi_ark``) for frozen
-encoders, raw text for the others, audio examples (``sound``).
+reads (``USECueNetwork.data_name``), all from the layout table
+(``espnet2_use.data.layout``): the cached row for frozen encoders, the raw row for
+the others, audio examples.
 
 Example:
     python -m espnet2_use.bin.use_data_args --config conf/tuning/stage2.yaml \\
@@ -17,38 +18,41 @@ from typing import Dict, List, Optional, Sequence
 import yaml
 
 from espnet2_use.cue import cue_encoder_choices
+from espnet2_use.data.layout import EXAMPLE, MIXTURE, NUM_SRC, REFERENCE, SourceFile, cue_file
 from espnet2_use.utils.fileio import atomic_write_text
 
-EXAMPLE_FILE = "enroll_spk{k}.scp"
-
-
-def cue_entries(config: Dict, k: int) -> List[tuple]:
-    """(file name, data name, loader type) of source k's cues for this config."""
-    entries = []
+def cue_rows(config: Dict) -> List[SourceFile]:
+    """The layout rows of the cues the config's cue network reads."""
+    rows = []
     for modality, spec in (config.get("cue_encoders") or {}).items():
         cls = cue_encoder_choices.get(str(spec.get("type")).lower())
         if cls is None:
             raise ValueError(
                 f"cue_encoders.{modality}.type {spec.get('type')!r} is not one of {sorted(cue_encoder_choices)}"
             )
-        if cls.cached:
-            entries.append((f"{modality}_emb_spk{k}.scp", f"{modality}_emb_spk{k}", "kaldi_ark"))
-        else:
-            entries.append((f"{modality}_spk{k}", f"{modality}_spk{k}", "text"))
+        rows.append(cue_file(modality, cls.cached))
     if config.get("cue_example"):
-        entries.append((EXAMPLE_FILE.format(k=k), f"enroll_ref{k}", "sound"))
-    return entries
+        rows.append(cue_file(EXAMPLE, cached=False))
+    return rows
+
+
+def _entry(row: SourceFile, k: int) -> tuple:
+    return row.file_name(k), row.name(k), row.loader
+
+
+def cue_entries(config: Dict, k: int) -> List[tuple]:
+    """(file name, data name, loader type) of source k's cues for this config."""
+    return [_entry(row, k) for row in cue_rows(config)]
 
 
 def data_args(
     config: Dict, mode: str, data_dir: Path, max_num_src: int, audio_only: bool = False
 ) -> List[str]:
     """The ``--{mode}_data_path_and_name_and_type`` arguments for one data directory."""
-    entries = [("wav.scp", "speech_mix", "sound"), ("utt2num_src", "num_src", "text_int")]
+    entries = [MIXTURE, NUM_SRC]
+    rows = [] if audio_only else cue_rows(config)
     for k in range(1, max_num_src + 1):
-        entries.append((f"spk{k}.scp", f"speech_ref{k}", "sound"))
-        if not audio_only:
-            entries += cue_entries(config, k)
+        entries += [_entry(row, k) for row in [REFERENCE] + rows]
     args = []
     for file_name, name, kind in entries:
         path = data_dir / file_name

@@ -29,7 +29,7 @@ import soundfile as sf
 from tqdm import tqdm
 
 from espnet2_use.utils.audio import load_mono
-from espnet2_use.utils.data_dir import parse_sample_rate, read_kaldi_text, write_kaldi_text
+from espnet2_use.data.kaldi_dir import parse_sample_rate, read_kaldi_text, write_kaldi_text
 
 AUDIO_LIST = re.compile(r"^(wav|spk\d+|enroll_spk\d+)\.scp$")
 MARKER = ".done"

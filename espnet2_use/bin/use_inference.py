@@ -30,11 +30,11 @@ import soundfile as sf
 import torch
 from tqdm import tqdm
 
-from espnet2_use.cue.cue_network import EXAMPLE
+from espnet2_use.data.kaldi_dir import read_kaldi_text, write_kaldi_text
+from espnet2_use.data.layout import EXAMPLE, REFERENCE, cue_file
 from espnet2_use.inference import USE, prepare_audio
-from espnet2_use.utils.data_dir import read_kaldi_text, write_kaldi_text
+from espnet2_use.scoring.plot import plot_decoding_dir
 from espnet2_use.utils.fileio import atomic_write_text, atomic_write_wav
-from espnet2_use.utils.plot import plot_decoding_dir
 
 
 def parse_task(task: str) -> Tuple[str, Tuple[str, ...]]:
@@ -69,12 +69,8 @@ class CueReader:
             return
         for modality in self.net.modalities:
             for k in range(1, max_num_src + 1):
-                if modality == EXAMPLE:
-                    path = data_dir / f"enroll_spk{k}.scp"
-                elif self.net.encoders[modality].cached:
-                    path = data_dir / f"{modality}_emb_spk{k}.scp"
-                else:
-                    path = data_dir / f"{modality}_spk{k}"
+                cached = modality != EXAMPLE and self.net.encoders[modality].cached
+                path = data_dir / cue_file(modality, cached).file_name(k)
                 if path.is_file():
                     self.files[(modality, k)] = read_kaldi_text(path)
 
@@ -137,7 +133,7 @@ class TaskWriter:
 
     def close(self) -> None:
         for k, mapping in self.scp.items():
-            write_kaldi_text(self.out_dir / f"spk{k}.scp", mapping)
+            write_kaldi_text(self.out_dir / REFERENCE.file_name(k), mapping)
         for name, mapping in self.texts.items():
             write_kaldi_text(self.out_dir / name, mapping)
         for name, lines in self.lines.items():

@@ -30,7 +30,7 @@ DEFAULT_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".m4a")
 
 def iter_inputs(inputs: Sequence[str], extensions: Sequence[str]) -> Iterator[Tuple[str, str]]:
     """(name, path) of every input: files, folders (recursive), wav.scp lists."""
-    from espnet2_use.utils.data_dir import read_kaldi_text
+    from espnet2_use.data.kaldi_dir import read_kaldi_text
 
     for item in inputs:
         path = Path(item)
@@ -91,7 +91,7 @@ def write_outputs(
         titles = ["mixture", "target"]
     if plot:
         from espnet2_use.inference import prepare_audio
-        from espnet2_use.utils.plot import plot_spectrograms
+        from espnet2_use.scoring.plot import plot_spectrograms
 
         mixture = prepare_audio(mixture_path, None, result.fs)
         png = out_dir / "spectrogram.png"

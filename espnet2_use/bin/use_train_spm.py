@@ -24,8 +24,8 @@ import logging
 import os
 from typing import List, Optional, Sequence
 
-from espnet2_use.cue.cue_files import find_cue_files
-from espnet2_use.utils.data_dir import read_kaldi_text
+from espnet2_use.data.kaldi_dir import read_kaldi_text
+from espnet2_use.data.layout import cue_file, find_source_files
 from espnet2_use.utils.fileio import atomic_write_text
 
 DONE_MARKER = ".done"
@@ -48,7 +48,7 @@ def read_captions(data_dir: str) -> List[str]:
     Returns:
         The captions.
     """
-    files = find_cue_files(data_dir, "text")
+    files = find_source_files(data_dir, cue_file("text", cached=False))
     if not files:
         raise FileNotFoundError(
             f"{data_dir}: no text_spk1 (captions) to train the sentencepiece model on"
@@ -84,7 +84,7 @@ def train_spm(
     """
     import sentencepiece as spm
 
-    files = [p for _, p in find_cue_files(data_dir, "text")]
+    files = [p for _, p in find_source_files(data_dir, cue_file("text", cached=False))]
     captions = read_captions(data_dir)
     options = dict(
         vocab_size=vocab_size,

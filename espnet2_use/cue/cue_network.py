@@ -6,8 +6,7 @@ import torch
 from espnet2_use.cue import build_cue_encoder
 from espnet2_use.cue.abs_cue_encoder import AbsCueEncoder
 from espnet2_use.cue.cue_fusion import CueFusion
-
-EXAMPLE = "example"
+from espnet2_use.data.layout import EXAMPLE, cue_file
 
 
 class USECueNetwork(torch.nn.Module):
@@ -19,10 +18,11 @@ class USECueNetwork(torch.nn.Module):
     trunk and EDA into an attractor, which already lives in the shared space, and
     hands it over as a one-token modality.
 
-    Data names per source k (what the ``use`` task loads): an encoder whose
-    ``extract`` runs a frozen network reads cached features ``<modality>_emb_spk{k}``
-    (``text_emb_spk1``, ``video_emb_spk1``); the others read ``<modality>_spk{k}``
-    (``text_spk1`` for spm ids, ``label_spk1``); the example reads ``enroll_ref{k}``.
+    Data names per source k (what the ``use`` task loads) are the layout table's
+    (``espnet2_use.data.layout``): an encoder whose ``extract`` runs a frozen network
+    reads its modality's cached row (``text_emb_spk1``, ``video_emb_spk1``); the others
+    read the raw row (``text_spk1`` for spm ids, ``label_spk1``); the example reads
+    ``enroll_ref{k}``.
 
     Args:
         dim: size D of the shared space (the separator's ``emb_dim``).
@@ -70,9 +70,9 @@ class USECueNetwork(torch.nn.Module):
     def data_name(self, modality: str, k: int) -> str:
         """Name of the batch entry that holds source k's cue of this modality."""
         if modality == EXAMPLE:
-            return f"enroll_ref{k}"
+            return cue_file(EXAMPLE, cached=False).name(k)
         encoder: AbsCueEncoder = self.encoders[modality]
-        return f"{modality}_emb_spk{k}" if encoder.cached else f"{modality}_spk{k}"
+        return cue_file(modality, encoder.cached).name(k)
 
     def encode_tokens(
         self, inputs: Dict[str, Tuple[torch.Tensor, torch.Tensor]]

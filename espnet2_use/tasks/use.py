@@ -1,5 +1,6 @@
 """The ``use`` task: training and inference of USEModel on ESPnet's trainer."""
 import argparse
+import inspect
 from typing import Callable, Collection, Dict, List, Optional, Tuple
 
 import numpy as np
@@ -15,8 +16,9 @@ from espnet2.utils.get_default_kwargs import get_default_kwargs
 from espnet2.utils.nested_dict_action import NestedDictAction
 from espnet2.utils.types import int_or_none, str2bool, str_or_none
 from espnet2_use.cue.cue_network import USECueNetwork
+from espnet2_use.data.layout import REFERENCE, SOURCE_FILES
 from espnet2_use.espnet_model import USEModel
-from espnet2_use.separator.use_separator import USESeparator
+from espnet2_use.separator.use_separator import USESeparator, backbone_choices
 from espnet2_use.train.budget_trainer import BudgetTrainer
 from espnet2_use.train.preprocessor import USEPreprocessor
 
@@ -30,18 +32,44 @@ use_separator_choices = ClassChoices(
 )
 
 MAX_SOURCES = 16
-CUE_DATA_NAMES = ("text_spk{}", "text_emb_spk{}", "label_spk{}", "video_emb_spk{}", "enroll_ref{}")
+
+
+def separator_conf_with_rate(args: argparse.Namespace) -> Dict:
+    """``separator_conf`` with the task's ``sample_rate`` handed to a backbone that takes one.
+
+    The sample rate is set once, as ``sample_rate``; a backbone that lays out its
+    bands by frequency (``use_b``: ``fs``) gets it from there. A ``backbone_conf.fs``
+    in the config must equal it.
+    """
+    conf = dict(args.separator_conf or {})
+    name = conf.get("backbone", inspect.signature(USESeparator).parameters["backbone"].default)
+    backbone = backbone_choices.get(name)
+    if backbone is None or "fs" not in inspect.signature(backbone).parameters:
+        return conf
+    rate = getattr(args, "sample_rate", None)
+    backbone_conf = dict(conf.get("backbone_conf") or {})
+    given = backbone_conf.get("fs")
+    if rate is None:
+        return conf
+    if given is not None and int(given) != int(rate):
+        raise ValueError(
+            f"separator_conf.backbone_conf.fs {given} differs from sample_rate {rate}: the "
+            "sample rate is set once, as sample_rate (drop backbone_conf.fs)"
+        )
+    backbone_conf["fs"] = int(rate)
+    conf["backbone_conf"] = backbone_conf
+    return conf
 
 
 class USETask(AbsTask):
     """Sound separation with an unknown count and multimodal target extraction (USE).
 
-    Data names: ``speech_mix`` (wav.scp), ``speech_ref{k}`` (spk{k}.scp; an absent
-    source is a zero-length wav), ``num_src`` (utt2num_src, ``text_int``), and per
-    source k the cues ``text_spk{k}`` (captions, ``text``; spm text encoder),
-    ``text_emb_spk{k}`` / ``video_emb_spk{k}`` (cached frozen-encoder features,
-    ``kaldi_ark``), ``label_spk{k}`` (class names, ``text``), ``enroll_ref{k}``
-    (audio examples, ``sound``).
+    Data names: ``speech_mix`` (wav.scp), ``num_src`` (utt2num_src, ``text_int``), and
+    per source k the batch names of the layout table (``espnet2_use.data.layout``):
+    ``speech_ref{k}`` (spk{k}.scp; an absent source is a zero-length wav) and the cues,
+    e.g. ``text_spk{k}`` (captions; spm text encoder), ``text_emb_spk{k}`` /
+    ``video_emb_spk{k}`` (cached frozen-encoder features), ``label_spk{k}`` (class
+    names), ``enroll_ref{k}`` (audio examples).
     """
 
     num_optimizers: int = 1
@@ -141,10 +169,10 @@ class USETask(AbsTask):
     def optional_data_names(
         cls, train: bool = True, inference: bool = False
     ) -> Tuple[str, ...]:
-        names = [f"speech_ref{k}" for k in range(2, MAX_SOURCES + 1)]
-        names += ["num_src", "speech_ref1"]
+        names = [REFERENCE.name(k) for k in range(2, MAX_SOURCES + 1)]
+        names += ["num_src", REFERENCE.name(1)]
         for k in range(1, MAX_SOURCES + 1):
-            names += [pattern.format(k) for pattern in CUE_DATA_NAMES]
+            names += [row.name(k) for row in SOURCE_FILES if row is not REFERENCE]
         return tuple(names)
 
     @classmethod
@@ -152,7 +180,7 @@ class USETask(AbsTask):
     def build_model(cls, args: argparse.Namespace) -> USEModel:
         encoder = encoder_choices.get_class(args.encoder)(**args.encoder_conf)
         separator = use_separator_choices.get_class(args.separator)(
-            encoder.output_dim, **args.separator_conf
+            encoder.output_dim, **separator_conf_with_rate(args)
         )
         decoder = decoder_choices.get_class(args.decoder)(**args.decoder_conf)
         cue_encoders = getattr(args, "cue_encoders", None) or {}

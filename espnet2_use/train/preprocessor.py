@@ -1,16 +1,18 @@
 """Preprocessing of USE training and inference samples (one utterance at a time)."""
-import re
 from typing import Dict, Optional, Union
 
 import numpy as np
 
 from espnet2.train.preprocessor import AbsPreprocessor
 from espnet2_use.cue import cue_encoder_choices
+from espnet2_use.data.layout import SOURCE_NAME, TEXT_CUE_NAME
 from espnet2_use.utils.audio import SILENCE_RMS, rms
 
-_CUE_NAME = re.compile(r"^(?P<modality>[a-z]+)_spk(?P<k>\d+)$")
-# Every per-source entry: references, cues (raw or cached), audio examples.
-_SOURCE_NAME = re.compile(r"^(?P<prefix>speech_ref|enroll_ref|[a-z]+_spk|[a-z]+_emb_spk)(?P<k>\d+)$")
+# Raw cues read as text (``match(name)["modality"]``), from the layout table.
+_CUE_NAME = TEXT_CUE_NAME
+# Every per-source entry: references, cues (raw or cached), audio examples
+# (``match(name)["prefix"]``, ``["k"]``).
+_SOURCE_NAME = SOURCE_NAME
 # extract() of a non-cached encoder needs no trained weights; the projection size
 # of these throw-away instances is irrelevant.
 _EXTRACTOR_DIM = 64

@@ -1,4 +1,4 @@
-"""Reading audio from any file (soundfile, else PyAV) and resampling it."""
+"""Audio I/O: reading any file (soundfile, else PyAV), resampling, loudness."""
 import math
 import os
 from typing import List, Tuple, Union
@@ -39,8 +39,11 @@ def _decode_with_av(path: str) -> Tuple[np.ndarray, int]:
     return np.concatenate(chunks, axis=1).T.astype(np.float32), int(fs)  # [T, C]
 
 
-def read_audio(path: PathLike) -> Tuple[np.ndarray, int]:
-    """Read a file's audio as float32 [T, C] and its sample rate.
+def read_audio(path: PathLike, dtype: str = "float32") -> Tuple[np.ndarray, int]:
+    """Read a file's audio as [T, C] (float32, or ``dtype``) and its sample rate.
+
+    This is the package's one audio reader: wav/flac/... through soundfile, any other
+    container (mp3, m4a, mp4 videos) through PyAV.
 
     Raises:
         FileNotFoundError: no such file.
@@ -50,12 +53,13 @@ def read_audio(path: PathLike) -> Tuple[np.ndarray, int]:
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path}: no such audio file")
     try:
-        wav, fs = soundfile.read(path, dtype="float32", always_2d=True)
+        wav, fs = soundfile.read(path, dtype=dtype, always_2d=True)
         return wav, int(fs)
     except (RuntimeError, soundfile.LibsndfileError):
         pass
     try:
-        return _decode_with_av(path)
+        wav, fs = _decode_with_av(path)
+        return wav.astype(dtype, copy=False), fs
     except _NoAudioStream:
         raise
     except Exception as e:  # PyAV raises many kinds (some subclass ValueError); all mean "cannot decode"

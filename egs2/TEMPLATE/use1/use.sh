@@ -20,8 +20,10 @@ dumpdir=dump
 expdir=exp
 
 # Data
-fs=8000                 # sample rate of the recipe (Hz; 8k and 16k also accepted)
-max_num_src=3           # K, the largest number of sources
+fs=""                   # sample rate (Hz; 8k, 16k accepted): default the training config's
+                        # sample_rate; given, it must equal it (the config is the one setting)
+max_num_src=""          # K, the largest number of sources: default the config's
+                        # model_conf.max_num_src; given, it must equal it
 train_set=train
 valid_set=valid
 ss_test_sets=""         # sets decoded by separation (unknown and true count)
@@ -75,7 +77,12 @@ EOF
 . ./cmd.sh
 inference_device=cpu
 [ "${inference_ngpu}" -eq 0 ] || inference_device=cuda
-fs=$(${python} -c "import sys; t=sys.argv[1].lower(); print(int(float(t[:-1])*1000) if t.endswith('k') else int(t))" "${fs}")
+# sample_rate and max_num_src: the training configs' (use_config_values checks that the
+# configs agree, and that --fs / --max_num_src, when given, equal them).
+config_values=$(${python} -m espnet2_use.bin.use_config_values --config "${stage1_config}" \
+    ${stage2_config:+--config "${stage2_config}"} ${fs:+--fs "${fs}"} \
+    ${max_num_src:+--max_num_src "${max_num_src}"} | tail -n 1)
+read -r fs max_num_src <<< "${config_values}"
 [ -n "${stage1_tag}" ] || stage1_tag=$(basename "${stage1_config}" .yaml)
 [ -n "${stage2_tag}" ] || { [ -z "${stage2_config}" ] || stage2_tag=$(basename "${stage2_config}" .yaml); }
 [ -n "${bpe_dir}" ] || bpe_dir=data/token_list/bpe_unigram${bpe_vocab_size}

@@ -26,8 +26,6 @@ data_opts=${local_data_opts}
 [ -z "${audioset_dir}" ] || data_opts="--audioset_dir $(printf %q "${audioset_dir}") ${data_opts}"
 
 ./use.sh \
-    --fs 16000 \
-    --max_num_src 3 \
     --train_set train \
     --valid_set dev \
     --ss_test_sets "test_seen test_unseen" \

@@ -21,8 +21,6 @@ data_opts=${local_data_opts}
 [ -z "${fuss_dir}" ] || data_opts="--fuss_dir $(printf %q "${fuss_dir}") ${data_opts}"
 
 ./use.sh \
-    --fs 16000 \
-    --max_num_src 4 \
     --train_set train \
     --valid_set dev \
     --ss_test_sets test \

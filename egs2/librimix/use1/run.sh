@@ -15,17 +15,15 @@ recipe_help="Usage: ./run.sh --librimix_dir <LibriMix root> [--num_src 2|3|both]
 . utils/parse_recipe_options.sh
 
 case "${num_src}" in
-    2) max_num_src=2; stage1_config=conf/train_stage1.yaml; setup=libri2mix ;;
-    3) max_num_src=3; stage1_config=conf/train_stage1_k3.yaml; setup=libri3mix ;;
-    both) max_num_src=3; stage1_config=conf/train_stage1_k3.yaml; setup=libri2mix_libri3mix ;;
+    2) stage1_config=conf/train_stage1.yaml; setup=libri2mix ;;
+    3) stage1_config=conf/train_stage1_k3.yaml; setup=libri3mix ;;
+    both) stage1_config=conf/train_stage1_k3.yaml; setup=libri2mix_libri3mix ;;
     *) echo "$0: --num_src must be 2, 3 or both, got '${num_src}'" >&2; exit 1 ;;
 esac
 data_opts="--num_src ${num_src} ${local_data_opts}"
 [ -z "${librimix_dir}" ] || data_opts="--librimix_dir $(printf %q "${librimix_dir}") ${data_opts}"
 
 ./use.sh \
-    --fs 8000 \
-    --max_num_src "${max_num_src}" \
     --train_set train \
     --valid_set dev \
     --ss_test_sets test \

@@ -13,8 +13,6 @@ tse_cue_combinations="label text video label+text label+video text+video label+t
 ./local/link_pretrained.sh
 
 ./use.sh \
-    --fs 8000 \
-    --max_num_src 3 \
     --train_set "${train_set}" \
     --valid_set "${valid_set}" \
     --ss_test_sets "${ss_test_sets}" \

@@ -23,8 +23,6 @@ data_opts=${local_data_opts}
 [ -z "${vggsound_dir}" ] || data_opts="--vggsound_dir $(printf %q "${vggsound_dir}") ${data_opts}"
 
 ./use.sh \
-    --fs 16000 \
-    --max_num_src 3 \
     --train_set train \
     --valid_set dev \
     --ss_test_sets test \

@@ -7,7 +7,7 @@ Usage:
 Prints ``OK: <dir> (<N> utterances, sources: {1: a, 2: b, ...})`` and exits 0, or prints
 every problem found (up to --max_problems), each naming the file and its line or
 utterance, and exits 1. Relative audio/video paths are taken from the current folder, as in
-the recipes. The checks are those of espnet2_use.utils.data_dir.validate_data_dir.
+the recipes. The checks are those of espnet2_use.data.validate.validate_data_dir.
 """
 import argparse
 import sys
@@ -69,11 +69,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     # Imported once the command line is read: importing espnet2_use registers USE into
     # ESPnet's tasks, which loads ESPnet (seconds); --help and usage errors need not wait.
-    from espnet2_use.utils.data_dir import (
-        parse_sample_rate,
-        source_count_histogram,
-        validate_data_dir,
-    )
+    from espnet2_use.data.kaldi_dir import parse_sample_rate, source_count_histogram
+    from espnet2_use.data.validate import validate_data_dir
 
     try:
         fs = None if args.fs is None else parse_sample_rate(args.fs)

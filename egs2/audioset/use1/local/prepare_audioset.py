@@ -67,7 +67,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Set, Tuple
 
 
-from espnet2_use.utils.corpus import (
+from espnet2_use.data.corpus import (
     Clip,
     CorpusError,
     FileIndex,

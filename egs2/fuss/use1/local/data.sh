@@ -58,15 +58,9 @@ fuss_dev_dir=
 data_dir=data
 variant=reverb
 
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --help|-h) echo "${help_message}"; exit 0 ;;
-    --fuss_dir|--fuss_dev_dir|--data_dir|--variant)
-      if [ $# -lt 2 ]; then echo "$0: option $1 needs a value" >&2; exit 1; fi
-      printf -v "${1#--}" '%s' "$2"; shift 2 ;;
-    *) echo "$0: unknown argument $1" >&2; echo "${help_message}" >&2; exit 1 ;;
-  esac
-done
+# The shared option parser (utils/parse_options.sh): every variable above is an option.
+. "$(dirname "${BASH_SOURCE[0]}")/../utils/parse_options.sh"
+if [ $# -gt 0 ]; then echo "$0: unknown argument $1" >&2; echo "${help_message}" >&2; exit 1; fi
 
 # The corpus root is checked before anything else happens.
 if [ -z "${fuss_dir}" ]; then

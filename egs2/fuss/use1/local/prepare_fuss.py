@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 
-from espnet2_use.utils.corpus import (
+from espnet2_use.data.corpus import (
     CorpusError,
     StagedOutput,
     Utterance,

@@ -52,15 +52,9 @@ condition=clean
 num_src=2
 train_subsets=train-360
 
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --help|-h) echo "${help_message}"; exit 0 ;;
-    --librimix_dir|--data_dir|--sample_rate|--mode|--condition|--num_src|--train_subsets)
-      if [ $# -lt 2 ]; then echo "$0: option $1 needs a value" >&2; exit 1; fi
-      printf -v "${1#--}" '%s' "$2"; shift 2 ;;
-    *) echo "$0: unknown argument $1" >&2; echo "${help_message}" >&2; exit 1 ;;
-  esac
-done
+# The shared option parser (utils/parse_options.sh): every variable above is an option.
+. "$(dirname "${BASH_SOURCE[0]}")/../utils/parse_options.sh"
+if [ $# -gt 0 ]; then echo "$0: unknown argument $1" >&2; echo "${help_message}" >&2; exit 1; fi
 
 # The corpus root is checked before anything else happens.
 if [ -z "${librimix_dir}" ]; then

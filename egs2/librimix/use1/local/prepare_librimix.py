@@ -33,7 +33,7 @@ from typing import Dict, List, Optional, Sequence
 import soundfile
 
 
-from espnet2_use.utils.corpus import (
+from espnet2_use.data.corpus import (
     CorpusError,
     Utterance,
     StagedOutput,

@@ -31,11 +31,7 @@ out=data
 nj=2
 python=python3
 
-hashed_opts="seed fs num_train num_valid num_test_ss num_test_tse num_pool_train num_pool_valid num_pool_test max_sources"
-all_opts="${hashed_opts} out nj python"
-
-usage() {
-    cat <<EOF
+help_message=$(cat <<EOF
 Usage: $0 [options]
 Synthesise the mini_use corpus (pools of clips with captions, labels, pictures,
 videos; mixtures of 1-${max_sources} sources) into --out, in the layout of
@@ -57,40 +53,15 @@ Options (default):
   --python CMD          Python interpreter (${python})
   --help                show this help
 EOF
-}
+)
 
-while [ $# -gt 0 ]; do
-    case "$1" in
-        --help|-h)
-            usage
-            exit 0
-            ;;
-        --*)
-            name=${1#--}
-            name=${name%%=*}
-            if ! [[ " ${all_opts} " == *" ${name} "* ]]; then
-                echo "$0: unknown option '$1' (see --help)" >&2
-                exit 1
-            fi
-            if [[ "$1" == *=* ]]; then
-                value=${1#*=}
-                shift
-            else
-                if [ $# -lt 2 ]; then
-                    echo "$0: option '$1' needs a value" >&2
-                    exit 1
-                fi
-                value=$2
-                shift 2
-            fi
-            printf -v "${name}" '%s' "${value}"
-            ;;
-        *)
-            echo "$0: unexpected argument '$1' (options are --name value; see --help)" >&2
-            exit 1
-            ;;
-    esac
-done
+# The shared option parser (utils/parse_options.sh): every variable above is an option.
+. "$(dirname "${BASH_SOURCE[0]}")/../utils/parse_options.sh"
+if [ $# -gt 0 ]; then
+    echo "$0: unexpected argument '$1' (options are --name value; see --help)" >&2
+    exit 1
+fi
+hashed_opts="seed fs num_train num_valid num_test_ss num_test_tse num_pool_train num_pool_valid num_pool_test max_sources"
 
 for name in ${hashed_opts} nj; do
     if ! [[ "${!name}" =~ ^[0-9]+$ ]]; then

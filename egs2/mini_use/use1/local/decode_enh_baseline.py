@@ -14,7 +14,7 @@ import torch
 from tqdm import tqdm
 
 from espnet2.bin.enh_inference import SeparateSpeech
-from espnet2_use.utils.data_dir import read_kaldi_text, write_kaldi_text
+from espnet2_use.data.kaldi_dir import read_kaldi_text, write_kaldi_text
 from espnet2_use.utils.fileio import atomic_write_wav
 
 

@@ -13,7 +13,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from espnet2_use.utils.data_dir import read_kaldi_text, write_kaldi_text
+from espnet2_use.data.kaldi_dir import read_kaldi_text, write_kaldi_text
 
 PER_SOURCE = re.compile(r"^(spk|text_spk|label_spk|video_spk|enroll_spk|text_emb_spk|video_emb_spk)(\d+)(\.scp)?$")
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from espnet2_use.scoring.datadir import EstimateSet, ReferenceSet
+from espnet2_use.data.kaldi_dir import EstimateSet, ReferenceSet
 from espnet2_use.scoring.metrics import score_tse, si_snr
 
 TOLERANCE = 256  # samples an estimate may differ from the mixture (as use_scoring)

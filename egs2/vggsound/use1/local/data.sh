@@ -80,21 +80,9 @@ seed=0
 nj=1
 data_dir=data
 
-options=(vggsound_dir csv caption_template categories num_train_mix num_dev_mix num_test_mix
-  dev_fraction fs segment_sec level_range tse_max_interferers allow_missing seed nj data_dir)
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --help|-h) echo "${help_message}"; exit 0 ;;
-    --*)
-      name=${1#--}
-      known=false
-      for o in "${options[@]}"; do if [ "${o}" = "${name}" ]; then known=true; fi; done
-      if ! ${known}; then echo "$0: unknown option $1" >&2; echo "${help_message}" >&2; exit 1; fi
-      if [ $# -lt 2 ]; then echo "$0: option $1 needs a value" >&2; exit 1; fi
-      printf -v "${name}" '%s' "$2"; shift 2 ;;
-    *) echo "$0: unknown argument $1" >&2; echo "${help_message}" >&2; exit 1 ;;
-  esac
-done
+# The shared option parser (utils/parse_options.sh): every variable above is an option.
+. "$(dirname "${BASH_SOURCE[0]}")/../utils/parse_options.sh"
+if [ $# -gt 0 ]; then echo "$0: unknown argument $1" >&2; echo "${help_message}" >&2; exit 1; fi
 
 # The corpus root is checked before anything else happens.
 if [ -z "${vggsound_dir}" ]; then

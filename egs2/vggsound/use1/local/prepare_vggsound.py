@@ -24,7 +24,7 @@ names the clip's mp4, or is empty for a clip that has no mp4 (an audio-only
 copy: that source has no video cue). An audiosetdl name's end may be any
 number (the downloader shortens clips at the end of a video).
 
-Mixtures (our construction; see espnet2_use/utils/corpus.py): sources are the
+Mixtures (our construction; see espnet2_use/data/corpus.py): sources are the
 loudest ``--segment_sec`` window of a clip at a common RMS times a level
 uniform in +-``--level_range`` dB; classes drawn uniformly, one clip each,
 all of different classes. ``2mix``/``3mix`` cue every source; ``tse`` cues its
@@ -51,7 +51,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 
-from espnet2_use.utils.corpus import (
+from espnet2_use.data.corpus import (
     Clip,
     CorpusError,
     FileIndex,

@@ -6,7 +6,6 @@ downmixes multichannel input to mono, with a warning. Audio longer than the chun
 length is processed in overlapping chunks and stitched by overlap-add; in
 separation, each source keeps its identity across chunks (see ``_SourceTracker``).
 """
-import json
 import logging
 import os
 import tempfile
@@ -19,28 +18,14 @@ from typing import Dict, List, Optional, Tuple, Union
 import numpy as np
 import torch
 import yaml
-from scipy.optimize import linear_sum_assignment
 
 from espnet2_use.espnet_model import USEModel
+from espnet2_use.inference.chunking import _SourceTracker, chunk_starts, chunk_windows
+from espnet2_use.inference.packing import MODEL_FILE_PREFERENCE, PACK_CONFIG, PACK_MODEL, recipe_root, unpack
 from espnet2_use.tasks.use import USETask
 from espnet2_use.utils.audio import SILENCE_RMS, read_audio, resample, rms
 
 AudioLike = Union[str, os.PathLike, np.ndarray, torch.Tensor]
-PACK_META = "meta.json"
-PACK_CONFIG = "config.yaml"
-PACK_MODEL = "model.pth"
-
-MODEL_FILE_PREFERENCE = ("valid.loss.ave.pth", "valid.loss.best.pth", "latest.pth")
-
-
-def recipe_root(exp_dir: Union[str, Path]) -> Path:
-    """The recipe folder an ``exp/...`` directory belongs to: the nearest folder above
-    it with a run.sh and a path.sh (paths in a training config are relative to it);
-    the current folder when there is none."""
-    for parent in Path(exp_dir).resolve().parents:
-        if (parent / "run.sh").exists() and (parent / "path.sh").exists():
-            return parent
-    return Path.cwd()
 
 
 # --------------------------------------------------------------------------- audio
@@ -79,39 +64,6 @@ def prepare_audio(
     return np.ascontiguousarray(wav, dtype=np.float32)
 
 
-def chunk_starts(num_samples: int, chunk: int, overlap: int) -> List[int]:
-    """Start of every chunk: a hop of ``chunk - overlap``; the last chunk ends at the
-    end of the audio and is shorter when it must be (always longer than ``overlap``),
-    so that every sample lies in at most two chunks."""
-    if num_samples <= chunk:
-        return [0]
-    return list(range(0, num_samples - overlap, chunk - overlap))
-
-
-def chunk_windows(starts: List[int], chunk: int, num_samples: int) -> List[np.ndarray]:
-    """Crossfade window of every chunk (its length: min(chunk, what is left))."""
-    windows = []
-    for i, start in enumerate(starts):
-        length = min(chunk, num_samples - start)
-        fade_in = 0 if i == 0 else starts[i - 1] + chunk - start
-        fade_out = 0 if i == len(starts) - 1 else start + length - starts[i + 1]
-        windows.append(crossfade(length, fade_in, fade_out))
-    return windows
-
-
-def crossfade(length: int, fade_in: int, fade_out: int) -> np.ndarray:
-    """A window of ones with linear ramps; overlapping ramps of neighbours sum to one."""
-    w = np.ones(length, dtype=np.float32)
-    if fade_in:
-        w[:fade_in] = (np.arange(fade_in, dtype=np.float32) + 0.5) / fade_in
-    if fade_out:
-        w[length - fade_out:] = np.minimum(
-            w[length - fade_out:], (np.arange(fade_out, 0, -1, dtype=np.float32) - 0.5) / fade_out
-        )
-    return w
-
-
-# -------------------------------------------------------------------------- results
 @dataclass
 class SeparationResult:
     """Separated sources [S, T] at ``fs``, one name and existence probability each."""
@@ -133,86 +85,6 @@ class ExtractionResult:
 
     target: np.ndarray
     fs: int
-
-
-class _SourceTracker:
-    """Keeps each separated source's identity across chunks of a long recording.
-
-    A chunk's estimates are matched to the sources found so far by the cosine of
-    their attractors (the model's summary of *which* sound it is) plus the
-    correlation of their samples where the chunk overlaps the previous one (the same
-    sound must continue there); the Hungarian algorithm picks the best assignment,
-    and an estimate that fits no known source (score below ``new_source_score``)
-    starts a new one. Stitching is overlap-add with linear crossfades, into one
-    output buffer per source; only those buffers grow with the file.
-    """
-
-    def __init__(self, num_samples: int, new_source_score: float = 0.5):
-        self.num_samples = num_samples
-        self.new_source_score = new_source_score
-        self.attractors: List[np.ndarray] = []
-        # Each source's estimate in the previous chunk (None if absent there): its
-        # samples that overlap the next chunk are compared with that chunk's.
-        self.previous: List[Optional[np.ndarray]] = []
-        self.previous_start = 0
-        self.outputs: List[np.ndarray] = []
-        self.probs: List[List[float]] = []
-        self.label_scores: List[List[np.ndarray]] = []
-
-    def _score(self, att: np.ndarray, est: np.ndarray, start: int) -> np.ndarray:
-        scores = np.zeros((len(att), len(self.attractors)), dtype=np.float64)
-        for g, (a_g, prev) in enumerate(zip(self.attractors, self.previous)):
-            scores[:, g] = att @ a_g / (np.linalg.norm(att, axis=1) * np.linalg.norm(a_g) + 1e-8)
-            if prev is None:
-                continue
-            tail = prev[start - self.previous_start :]  # the samples both chunks cover
-            if len(tail) == 0:
-                continue
-            head = est[:, : len(tail)]
-            h = head - head.mean(1, keepdims=True)
-            t = tail - tail.mean()
-            scores[:, g] += h @ t / (np.linalg.norm(h, axis=1) * np.linalg.norm(t) + 1e-8)
-        return scores
-
-    def add(
-        self,
-        start: int,
-        est: np.ndarray,
-        att: np.ndarray,
-        probs: np.ndarray,
-        label_scores: Optional[np.ndarray],
-        window: np.ndarray,
-    ) -> None:
-        """Add chunk estimates [S, L] (attractors [S, D]) that start at ``start``."""
-        length = est.shape[1]
-        owner = [-1] * len(est)
-        if self.attractors and len(est):
-            scores = self._score(att, est, start)
-            rows, cols = linear_sum_assignment(-scores)
-            for s, g in zip(rows, cols):
-                if scores[s, g] >= self.new_source_score:
-                    owner[s] = int(g)
-        current: List[Optional[np.ndarray]] = [None] * len(self.attractors)
-        for s in range(len(est)):
-            g = owner[s]
-            if g < 0:
-                g = len(self.attractors)
-                self.attractors.append(att[s].copy())
-                current.append(None)
-                self.outputs.append(np.zeros(self.num_samples, dtype=np.float32))
-                self.probs.append([])
-                self.label_scores.append([])
-            else:
-                # Running mean of the attractor: the summary of the sound so far.
-                n = len(self.probs[g])
-                self.attractors[g] = (self.attractors[g] * n + att[s]) / (n + 1)
-            self.outputs[g][start : start + length] += window * est[s]
-            self.probs[g].append(float(probs[s]))
-            if label_scores is not None:
-                self.label_scores[g].append(label_scores[s])
-            current[g] = est[s]
-        self.previous = current
-        self.previous_start = start
 
 
 # -------------------------------------------------------------------------- the API
@@ -312,23 +184,7 @@ class USE:
         Frozen pretrained cue encoders (HF text model, timm weights) are not inside
         the pack; their recorded paths are used unless ``overrides`` gives others.
         """
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: no such packed model")
-        try:
-            with zipfile.ZipFile(path) as zf:
-                names = set(zf.namelist())
-                missing = {PACK_META, PACK_CONFIG, PACK_MODEL} - names
-                if missing:
-                    raise ValueError(f"{path}: not a USE packed model (lacks {sorted(missing)})")
-                bad = zf.testzip()
-                if bad is not None:
-                    raise ValueError(f"{path}: corrupted packed model ({bad} fails its CRC check)")
-                target = Path(cache_dir) if cache_dir else Path(tempfile.mkdtemp(prefix="use_model_"))
-                zf.extractall(target)
-        except zipfile.BadZipFile as e:
-            raise ValueError(f"{path}: not a USE packed model (not a zip file: {e})") from None
-        meta = json.loads((target / PACK_META).read_text())
+        target, meta = unpack(path, cache_dir)
         use = cls.from_files(target / PACK_CONFIG, target / PACK_MODEL, device, root=target,
                              overrides=overrides)
         use.meta = meta

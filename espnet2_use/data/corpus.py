@@ -1,4 +1,4 @@
-"""Shared pieces of the corpus data preparations (``egs2/<corpus>/use1/local``).
+"""Mixture synthesis and shared pieces of the corpus data preparations (``egs2/<corpus>/use1/local``).
 
 The four reproduction recipes (LibriMix, FUSS, AudioSet, VGGSound) read very
 different corpus layouts but write the same Kaldi-style data directories (see
@@ -6,8 +6,8 @@ different corpus layouts but write the same Kaldi-style data directories (see
 
 - ``CorpusError`` and the checks that name the offending path, line and
   expectation (``require_dir``, ``require_file``, ``read_csv_rows``);
-- audio I/O: ``load_audio`` (wav/flac through soundfile, any container such as
-  mp4 through PyAV, see espnet2_use.utils.audio), ``write_wav``, ``write_silence``;
+- audio I/O: ``load_audio`` (``espnet2_use.utils.audio.load_mono``, errors as
+  ``CorpusError``), ``write_wav``, ``write_silence``;
 - ``FileIndex``: one recursive scan of a corpus tree, then look-ups by file stem;
 - mixture simulation from tagged clips (AudioSet, VGGSound): ``Clip``,
   ``hold_out`` (seeded dev split), ``plan_mixtures`` (deterministic,
@@ -15,13 +15,14 @@ different corpus layouts but write the same Kaldi-style data directories (see
   (crop, level, sum, write), ``write_mixture_sets`` and the shared options
   (``add_mixture_arguments``, ``check_mixture_arguments``);
 - ``Utterance`` and ``write_data_dir`` (the data-directory contract, written
-  with ``espnet2_use.utils.data_dir.write_kaldi_text``);
+  with ``espnet2_use.data.kaldi_dir.write_kaldi_text``, file names from the
+  layout table ``espnet2_use.data.layout``);
 - ``StagedOutput``: everything is written into a hidden staging folder inside
   the data directory and moved into place only when the whole preparation
   succeeded, so a failed run leaves no half-written data directory behind.
 
-This module and what it imports (``espnet2_use.utils.audio``, ``.data_dir``,
-``.fileio``) need numpy and soundfile only: no ESPnet module, no torch, and
+This module and what it imports (``espnet2_use.data.kaldi_dir``, ``.layout``,
+``espnet2_use.utils.audio``, ``.fileio``) need numpy and soundfile only: no ESPnet module, no torch, and
 PyAV or scipy only inside the functions that decode or resample. The recipes'
 ``local/prepare_*.py``, run as scripts by ``local/data.sh``, import this module
 without running the ``espnet2_use`` package's ``__init__`` (which may import
@@ -45,15 +46,12 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 import numpy as np
 import soundfile
 
+from espnet2_use.data.kaldi_dir import write_kaldi_text
+from espnet2_use.data.layout import RAW_CUES, REFERENCE
 from espnet2_use.utils.audio import load_mono
-from espnet2_use.utils.data_dir import write_kaldi_text
 
-# Cue kinds of the data-directory contract and the file name of each, per source k.
-CUE_FILES: Dict[str, str] = {
-    "text": "text_spk{k}",
-    "label": "label_spk{k}",
-    "video": "video_spk{k}.scp",
-}
+# Cue kinds a corpus gives per source (the audio example is written by use_format_data).
+CUE_KINDS = tuple(kind for kind in RAW_CUES if kind != "example")
 
 
 class CorpusError(RuntimeError):
@@ -537,8 +535,8 @@ def write_data_dir(
         ValueError: An unknown cue kind, or ``silence`` missing where needed.
     """
     for kind in cue_kinds:
-        if kind not in CUE_FILES:
-            raise ValueError(f"unknown cue kind {kind!r}; expected one of {list(CUE_FILES)}")
+        if kind not in CUE_KINDS:
+            raise ValueError(f"unknown cue kind {kind!r}; expected one of {list(CUE_KINDS)}")
     seen = set()
     for u in utts:
         if u.utt_id in seen:
@@ -554,9 +552,9 @@ def write_data_dir(
 
     files: Dict[str, Dict[str, str]] = {"wav.scp": {}, "utt2num_src": {}}
     for k in range(1, num_spk + 1):
-        files[f"spk{k}.scp"] = {}
+        files[REFERENCE.file_name(k)] = {}
         for kind in cue_kinds:
-            files[CUE_FILES[kind].format(k=k)] = {}
+            files[RAW_CUES[kind].file_name(k)] = {}
     with_category = any(u.category for u in utts)
     if with_category:
         files["utt2category"] = {}
@@ -567,9 +565,11 @@ def write_data_dir(
         if with_category:
             files["utt2category"][u.utt_id] = u.category or "none"
         for k in range(num_spk):
-            files[f"spk{k + 1}.scp"][u.utt_id] = u.sources[k] if k < len(u.sources) else silence
+            files[REFERENCE.file_name(k + 1)][u.utt_id] = (
+                u.sources[k] if k < len(u.sources) else silence
+            )
             for kind in cue_kinds:
-                name = CUE_FILES[kind].format(k=k + 1)
+                name = RAW_CUES[kind].file_name(k + 1)
                 value = u.cue(kind, k) if k < len(u.sources) else None
                 files[name][u.utt_id] = _one_line(value)
 

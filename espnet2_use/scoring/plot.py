@@ -10,7 +10,7 @@ one colour scale (dB relative to the loudest bin of the figure).
 
 CLI, the first N utterances (sorted ids) of a decoding dir::
 
-    python -m espnet2_use.utils.plot --ref_dir data/test_ss \\
+    python -m espnet2_use.scoring.plot --ref_dir data/test_ss \\
         --est_dir exp/x/decode_test_ss_ss --out_dir exp/x/plots --num 3 [--mode ss]
 
 In ``ss`` mode the estimates are put in the row of the reference that the
@@ -31,7 +31,7 @@ import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from espnet2_use.scoring.datadir import DataDirError, EstimateSet, ReferenceSet
+from espnet2_use.data.kaldi_dir import DataDirError, EstimateSet, ReferenceSet
 from espnet2_use.utils.fileio import atomic_write
 from espnet2_use.scoring.metrics import (
     NoActiveReferenceError,

@@ -1,32 +1,180 @@
-"""Reading USE data and decoding directories for scoring, and atomic file writes.
+"""Kaldi-style data and decoding directories: the one reader and writer of the package.
 
-The layouts are those of ``egs2/TEMPLATE/use1/README.md``:
+Files are UTF-8, ``<utt-id> <value>`` per line (the value may be empty), sorted by
+utterance id (``LC_ALL=C sort``, which for UTF-8 text is Python's ``str`` order). The
+per-source files and their names are the table of :mod:`espnet2_use.data.layout`:
 
-- reference set ``data/<set>/``: ``wav.scp``, ``spk{k}.scp`` (an absent source
-  is a zero-length wav), ``utt2num_src``;
-- decoding dir ``exp/<model>/decode_<set>_<mode>/``: ``spk{k}.scp`` (an
-  utterance appears only in the files of the estimates it has), and for SS
-  ``utt2num_src`` (estimated count) and ``cue_similarity``.
+- a data set ``data/<set>/``: ``wav.scp``, ``spk{k}.scp`` (an absent source is a
+  zero-length wav), ``utt2num_src`` and the cue files;
+- a decoding dir ``exp/<model>/decode_<set>/<mode>/``: ``spk{k}.scp`` (an utterance
+  appears only in the files of the estimates it has), and for SS ``utt2num_src``
+  (estimated count) and ``cue_similarity``.
 
-Audio values are plain file paths (any format soundfile reads; relative paths
-resolve against the current directory, the recipe root, as in Kaldi) or
-kaldiio ``.ark[:offset]`` entries as ESPnet's ``format_wav_scp`` writes them.
-Every problem raises :class:`DataDirError` naming the file, the line or
-utterance, and what was expected.
+``parse_kaldi_text`` collects problems (the validator, :mod:`espnet2_use.data.validate`,
+reports them all); ``read_kaldi_text`` raises ``ValueError`` on them; ``read_kaldi_map``
+and the set readers (``ReferenceSet``, ``EstimateSet``, used by scoring) raise
+:class:`DataDirError` naming the file, the line or utterance, and what was expected.
+Audio values are plain file paths (relative paths resolve against the current
+directory, the recipe root, as in Kaldi) or kaldiio ``.ark[:offset]`` entries as
+ESPnet's ``format_wav_scp`` writes them.
 """
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple, Union
+from typing import Dict, List, Mapping, NamedTuple, Optional, Tuple, Union
 
 import numpy as np
-import soundfile
 
-from espnet2_use.utils.data_dir import parse_kaldi_text
+from espnet2_use.data.layout import REFERENCE
+from espnet2_use.utils.audio import read_audio
+from espnet2_use.utils.fileio import atomic_write_text
 
-PathLike = Union[str, Path]
-_SPK_SCP = re.compile(r"^spk([1-9][0-9]*)\.scp$")
+PathLike = Union[str, "os.PathLike[str]"]
+
+# `<key>` alone (empty value) or `<key><blanks><value>`; trailing blanks are not part of it.
+_LINE_RE = re.compile(r"^(\S+)(?:[ \t]+(.*?))?[ \t]*$")
 _ARK = re.compile(r".*\.ark(:\d+)?$")
+
+class KaldiLine(NamedTuple):
+    """One parsed line of a Kaldi text file.
+
+    Args:
+        lineno: 1-based line number.
+        key: The utterance id (first field).
+        value: The rest of the line, without the separating and trailing blanks; may be "".
+    """
+
+    lineno: int
+    key: str
+    value: str
+
+
+def parse_kaldi_text(path: PathLike) -> Tuple[List[KaldiLine], List[str]]:
+    """Parse a Kaldi text file, collecting problems instead of raising on them.
+
+    A line is ``<key>`` or ``<key> <value>`` (blanks are spaces or tabs; the value is the
+    whole rest of the line, inner spaces kept). A final ``\\r`` (CRLF files) is dropped.
+    Empty lines, lines that start with a blank, and lines that are not UTF-8 are problems
+    and left out of the result; a key seen before is a problem too (the first one is kept).
+
+    Args:
+        path: The file.
+
+    Returns:
+        The well-formed lines in file order, and the problems, each naming the file and line.
+
+    Raises:
+        OSError: The file cannot be read.
+    """
+    lines: List[KaldiLine] = []
+    problems: List[str] = []
+    first_line: Dict[str, int] = {}
+    raw = Path(path).read_bytes()
+    chunks = raw.split(b"\n")
+    if chunks and chunks[-1] == b"":
+        chunks.pop()  # the newline that ends the last line
+    for lineno, chunk in enumerate(chunks, start=1):
+        try:
+            text = chunk.decode("utf-8")
+        except UnicodeDecodeError as error:
+            problems.append(f"{path} line {lineno}: not UTF-8 ({error.reason}): {chunk!r}")
+            continue
+        text = text[:-1] if text.endswith("\r") else text
+        match = _LINE_RE.match(text)
+        if match is None:
+            why = "empty line" if not text.strip() else "line starts with a blank"
+            problems.append(
+                f"{path} line {lineno}: malformed ({why}; expected '<utt-id> <value>'): {text!r}"
+            )
+            continue
+        key, value = match.group(1), match.group(2) or ""
+        if key in first_line:
+            problems.append(
+                f"{path} line {lineno}: duplicate utt '{key}' (first on line {first_line[key]})"
+            )
+            continue
+        first_line[key] = lineno
+        lines.append(KaldiLine(lineno, key, value))
+    return lines, problems
+
+
+def read_kaldi_text(path: PathLike) -> Dict[str, str]:
+    """Read a Kaldi text file into ``{key: value}``, keeping empty values.
+
+    Args:
+        path: The file.
+
+    Returns:
+        The values by key, in file order.
+
+    Raises:
+        FileNotFoundError: The file does not exist.
+        ValueError: Some lines are malformed or repeat a key; the message lists each problem
+            with its file and line number.
+    """
+    lines, problems = parse_kaldi_text(path)
+    if problems:
+        raise ValueError(f"{len(problems)} problem(s) in {path}:\n" + "\n".join(problems))
+    return {line.key: line.value for line in lines}
+
+
+def write_kaldi_text(path: PathLike, mapping: Mapping[str, str]) -> None:
+    """Write ``{key: value}`` as a Kaldi text file, sorted by key, whole or not at all.
+
+    An empty value is written as the key alone. The file is written to a temporary file in
+    the same folder and renamed over ``path``, so readers never see half a file.
+
+    Args:
+        path: The file to write; its folder must exist.
+        mapping: The values by key.
+
+    Raises:
+        ValueError: A key is empty or has whitespace, or a value has a line break or leading
+            or trailing blanks (it would not read back the same).
+    """
+    out_lines = []
+    for key in sorted(mapping):
+        value = mapping[key]
+        if not key or re.search(r"\s", key):
+            raise ValueError(f"{path}: key {key!r} is empty or contains whitespace")
+        if "\n" in value or "\r" in value or value != value.strip(" \t"):
+            raise ValueError(
+                f"{path}: value of '{key}' has a line break or leading/trailing blanks: {value!r}"
+            )
+        out_lines.append(f"{key} {value}\n" if value else f"{key}\n")
+    atomic_write_text(path, "".join(out_lines))
+
+
+def parse_sample_rate(text: Union[str, int]) -> int:
+    """A sample rate written as ESPnet recipes do: ``16000``, ``16k`` or ``44.1k``.
+
+    Raises:
+        ValueError: The text is not a positive rate.
+    """
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kK]?)\s*", str(text))
+    if match is None:
+        raise ValueError(f"expected a sample rate such as 16000 or 16k, got {text!r}")
+    rate = float(match.group(1)) * (1000 if match.group(2) else 1)
+    if rate <= 0 or rate != int(rate):
+        raise ValueError(f"expected a positive whole number of Hz, got {text!r}")
+    return int(rate)
+
+
+def source_count_histogram(data_dir: PathLike) -> Dict[int, int]:
+    """How many utterances have each number of sources, from ``utt2num_src``.
+
+    Raises:
+        FileNotFoundError: There is no utt2num_src.
+        ValueError: utt2num_src is malformed or holds a non-integer.
+    """
+    path = Path(data_dir) / "utt2num_src"
+    histogram: Dict[int, int] = {}
+    for key, value in read_kaldi_text(path).items():
+        if not re.fullmatch(r"[0-9]+", value):
+            raise ValueError(f"{path}: utt '{key}': expected a number of sources, got {value!r}")
+        histogram[int(value)] = histogram.get(int(value), 0) + 1
+    return dict(sorted(histogram.items()))
 
 
 class DataDirError(ValueError):
@@ -50,7 +198,7 @@ class Entry:
 def read_kaldi_map(path: PathLike) -> Dict[str, Entry]:
     """Reads a Kaldi-style ``<utt-id> <value>`` file (the value may be empty).
 
-    Parsing is :func:`espnet2_use.utils.data_dir.parse_kaldi_text`, the same
+    Parsing is :func:`parse_kaldi_text`, the same
     rules the data-dir validator applies.
 
     Args:
@@ -94,7 +242,7 @@ def spk_scp_files(directory: PathLike) -> Dict[int, Path]:
     directory = Path(directory)
     found = {}
     for p in directory.iterdir() if directory.is_dir() else []:
-        m = _SPK_SCP.match(p.name)
+        m = REFERENCE.file_regex.match(p.name)
         if m:
             found[int(m.group(1))] = p
     found = dict(sorted(found.items()))
@@ -105,10 +253,10 @@ def spk_scp_files(directory: PathLike) -> Dict[int, Path]:
     return found
 
 
-def load_audio(
+def load_audio_entry(
     value: str, where: str, expected_fs: Optional[int] = None
 ) -> Tuple[np.ndarray, int]:
-    """Loads one mono audio entry as float64.
+    """Loads one mono audio entry of an scp file as float64.
 
     Args:
         value: the scp value (a file path or a kaldiio ``.ark[:offset]`` entry).
@@ -137,8 +285,8 @@ def load_audio(
         if not Path(value).is_file():
             raise DataDirError(f"{where}: audio file {value} does not exist")
         try:
-            data, fs = soundfile.read(value, dtype="float64", always_2d=False)
-        except Exception as e:  # soundfile raises RuntimeError/LibsndfileError
+            data, fs = read_audio(value, dtype="float64")  # [T, C]
+        except (OSError, ValueError) as e:
             raise DataDirError(f"{where}: cannot read audio file {value}: {e}") from e
     if data.ndim == 2:
         if data.shape[1] != 1:
@@ -206,7 +354,7 @@ class ReferenceSet:
         if not spk:
             raise DataDirError(f"{root}: no spk1.scp .. spkK.scp reference files")
         for name, keys in [("utt2num_src", num_src)] + [
-            (f"spk{k}.scp", m) for k, m in spk.items()
+            (REFERENCE.file_name(k), m) for k, m in spk.items()
         ]:
             missing = [u for u in wav if u not in keys]
             if missing:
@@ -229,13 +377,13 @@ class ReferenceSet:
     def load_mixture(self, utt: str, fs: Optional[int] = None) -> Tuple[np.ndarray, int]:
         """Mixture of ``utt``: (signal [T], sample rate)."""
         entry = self.wav[utt]
-        return load_audio(entry.value, f"{entry.where} (utt {utt})", fs)
+        return load_audio_entry(entry.value, f"{entry.where} (utt {utt})", fs)
 
     def load_reference(self, utt: str, k: int, length: int, fs: int) -> np.ndarray:
         """Reference k (1-based) of ``utt``; must be non-empty and as long as the mixture."""
         entry = self.spk[k][utt]
         where = f"{entry.where} (utt {utt})"
-        ref, _ = load_audio(entry.value, where, fs)
+        ref, _ = load_audio_entry(entry.value, where, fs)
         if ref.shape[0] == 0:
             raise DataDirError(
                 f"{where}: reference {k} is a zero-length wav but utt2num_src says "
@@ -309,7 +457,7 @@ class EstimateSet:
         """Estimate k of ``utt`` fitted to ``length`` samples: (signal, samples changed)."""
         entry = self.spk[k][utt]
         where = f"{entry.where} (utt {utt})"
-        est, _ = load_audio(entry.value, where, fs)
+        est, _ = load_audio_entry(entry.value, where, fs)
         return fit_length(est, length, tolerance, where)
 
 
