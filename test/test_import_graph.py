@@ -33,10 +33,7 @@ FLOORS: Dict[str, int] = {
     "bin": 11,
 }
 # Known exceptions, each with its reason.
-ALLOWED = {
-    # Re-export kept for egs2/mini_use/use1/local/compare.py, which imports the old path.
-    ("espnet2_use.utils.data_dir", "espnet2_use.data.kaldi_dir"),
-}
+ALLOWED: set = set()
 
 
 def _module_name(path: Path) -> str:

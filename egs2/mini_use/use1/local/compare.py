@@ -35,7 +35,7 @@ import soundfile as sf
 LOCAL = Path(__file__).resolve().parent
 sys.path.insert(0, str(LOCAL))
 
-from espnet2_use.utils.data_dir import read_kaldi_text, write_kaldi_text  # noqa: E402
+from espnet2_use.data.kaldi_dir import read_kaldi_text, write_kaldi_text  # noqa: E402
 from espnet2_use.utils.fileio import atomic_write_json, atomic_write_text, atomic_write_wav  # noqa: E402
 
 BUDGET_FILE = "train_budget_used"
