@@ -346,7 +346,7 @@ class USEModel(AbsESPnetModel):
                 est = self._scatter(est, counts, refs.shape)  # [B, K, T]
                 loss, s = self.forward_loss_ss(
                     refs, counts, est, logits, attractors, cues=cues, cue_valid=cue_valid,
-                    classes=self._classes(kwargs, counts, refs.size(1)),
+                    classes=None if cues is None else self._classes(kwargs, counts, refs.size(1)),
                 )
             else:
                 rows, targets = self._pick_targets(cue_valid)
