@@ -15,9 +15,12 @@ Any ESPnet task gets it by naming it as its ``trainer`` (see
 import argparse
 import dataclasses
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Iterator, Optional, Tuple
+
+import torch
 
 from espnet2.train.trainer import Trainer, TrainerOptions
 from espnet2.utils.build_dataclass import build_dataclass
@@ -91,12 +94,17 @@ class BudgetTrainer(Trainer):
         except (ValueError, IndexError) as e:
             raise ValueError(f"{path}: expected the seconds used as a number") from e
 
+    @staticmethod
+    def _distributed() -> bool:
+        return torch.distributed.is_available() and torch.distributed.is_initialized()
+
     @classmethod
     def _write_used(cls) -> None:
-        if cls._output_dir is None:
+        # Data-parallel ranks share the output directory: rank 0 alone writes it.
+        if cls._output_dir is None or (cls._distributed() and torch.distributed.get_rank() != 0):
             return
         cls._output_dir.mkdir(parents=True, exist_ok=True)
-        tmp = cls._output_dir / f".{USED_FILE}.tmp"
+        tmp = cls._output_dir / f".{USED_FILE}.{os.getpid()}.tmp"
         tmp.write_text(f"{cls.used_seconds():.1f}\n")
         tmp.replace(cls._output_dir / USED_FILE)
 
@@ -105,15 +113,26 @@ class BudgetTrainer(Trainer):
         return _UntilDeadline(iterator, cls)
 
     @classmethod
+    def _past_deadline(cls) -> bool:
+        """Whether the budget is used up; on data-parallel ranks, whether it is on any
+        of them (the ranks' clocks differ by a little, their decision must not)."""
+        past = cls._deadline is not None and time.perf_counter() >= cls._deadline
+        if cls._deadline is not None and cls._distributed():
+            flag = torch.tensor([int(past)])
+            torch.distributed.all_reduce(flag, torch.distributed.ReduceOp.MAX)
+            past = bool(flag.item())
+        return past
+
+    @classmethod
     def train_one_epoch(cls, model, iterator, *args, **kwargs) -> bool:
         cls._write_used()
-        if cls._deadline is not None and time.perf_counter() >= cls._deadline:
+        if cls._past_deadline():
             # ESPnet's loop stops after an epoch without a valid step.
             logging.info("training budget used up: stopping")
             return True
         invalid = super().train_one_epoch(model, cls._until_deadline(iterator), *args, **kwargs)
         options = kwargs.get("options")
-        if cls._deadline is not None and time.perf_counter() >= cls._deadline and options is not None:
+        if cls._past_deadline() and options is not None:
             # This epoch is validated and saved as usual; then ESPnet's early-stopping
             # check (which runs after the saving) ends the loop: with patience -1 it
             # always stops, sparing a closing epoch that would only validate.
