@@ -98,7 +98,8 @@ def test_torchrun_data_parallel_on_cpu(tiny):
     env = dict(os.environ, OMP_NUM_THREADS="1")
     res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
     # The first traceback names the root cause (the other rank then loses its peer).
-    assert res.returncode == 0, res.stderr[res.stderr.find("Traceback"):][:4000]
+    first = res.stderr.find("Traceback")
+    assert res.returncode == 0, res.stderr[first:][:4000] if first >= 0 else res.stderr[-3000:]
     assert "world_size=2" in res.stderr or "[vm:0/2]" in res.stderr or ":0/2]" in res.stderr
     assert (out / "1epoch.pth").exists()
     assert float((out / "train_budget_used").read_text()) > 0

@@ -15,7 +15,6 @@ Any ESPnet task gets it by naming it as its ``trainer`` (see
 import argparse
 import dataclasses
 import logging
-import os
 import time
 from pathlib import Path
 from typing import Iterator, Optional, Tuple
@@ -104,7 +103,7 @@ class BudgetTrainer(Trainer):
         if cls._output_dir is None or (cls._distributed() and torch.distributed.get_rank() != 0):
             return
         cls._output_dir.mkdir(parents=True, exist_ok=True)
-        tmp = cls._output_dir / f".{USED_FILE}.{os.getpid()}.tmp"
+        tmp = cls._output_dir / f".{USED_FILE}.tmp"
         tmp.write_text(f"{cls.used_seconds():.1f}\n")
         tmp.replace(cls._output_dir / USED_FILE)
 
