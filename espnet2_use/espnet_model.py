@@ -17,6 +17,7 @@ from espnet2_use.separator.use_separator import USESeparator
 EPS = 1e-8
 STAT_KEYS = (
     "si_snr", "exist_bce", "count_acc", "tse_si_snr", "align_mse", "align_nce", "match_acc",
+    "tag_bce", "att_tag_ce",
 )
 
 
@@ -41,7 +42,10 @@ class USEModel(AbsESPnetModel):
 
     Losses: EDA branch: PIT SI-SNR over the true sources + ``exist_weight`` * BCE on
     existence (+ ``align_weight`` * L_align when the batch has cues). Cue branch:
-    ``tse_weight`` * negative SI-SNR of the extracted target.
+    ``tse_weight`` * negative SI-SNR of the extracted target. Both branches, with
+    ``tag_weight`` > 0: + ``tag_weight`` * multi-label BCE of the trunk's sound tags
+    (which classes of the label vocabulary sound in the mixture; the EDA reads the
+    same embeddings to count).
 
     Args:
         encoder: ESPnet encoder (``conv`` for USE-S, ``stft`` for USE-B).
@@ -60,6 +64,12 @@ class USEModel(AbsESPnetModel):
         tse_weight: weight of the extraction loss.
         align_weight: weight of the attractor-cue alignment loss.
         align_conf: keyword arguments of ``AttractorCueAlignment``.
+        tag_weight: weight of the tagging loss (needs a label cue encoder: its
+            vocabulary is the tag set, and the batch's ``label_spk{k}`` the targets).
+        attractor_tag_weight: weight of the attractors' classification (EDA branch):
+            the same tag head names the class of the source PIT assigned to each
+            attractor (cross-entropy), so attractors are class-discriminative from
+            stage 1 on.
         si_snr_clamp_db: clamp of the SI-SNR terms (None: none).
         normalize_variance: divide the mixture (and references) by its std first,
             and scale estimates back at inference.
@@ -84,6 +94,8 @@ class USEModel(AbsESPnetModel):
         tse_weight: float = 1.0,
         align_weight: float = 0.0,
         align_conf: Optional[Dict] = None,
+        tag_weight: float = 0.0,
+        attractor_tag_weight: float = 0.0,
         si_snr_clamp_db: Optional[float] = None,
         normalize_variance: bool = True,
         branch_seed: int = 0,
@@ -103,6 +115,11 @@ class USEModel(AbsESPnetModel):
                 "model_conf.cue_branch_ratio / align_weight > 0 need a cue network "
                 "(set cue_encoders or cue_example in the config)"
             )
+        if (tag_weight > 0 or attractor_tag_weight > 0) and (cue_network is None or "label" not in cue_network.encoders):
+            raise ValueError(
+                "model_conf.tag_weight / attractor_tag_weight > 0 need a label cue encoder (cue_encoders.label): "
+                "its label list is the tag vocabulary"
+            )
         if cue_network is not None and cue_network.dim != separator.emb_dim:
             raise ValueError(
                 f"the cue network's dim {cue_network.dim} must equal the separator's "
@@ -121,6 +138,12 @@ class USEModel(AbsESPnetModel):
         self.align_weight = align_weight
         self.pit = VariablePITSISNR(clamp_db=si_snr_clamp_db)
         self.align = AttractorCueAlignment(**(align_conf or {}))
+        self.tag_weight = tag_weight
+        self.attractor_tag_weight = attractor_tag_weight
+        self.tag_head = None
+        if tag_weight > 0 or attractor_tag_weight > 0:
+            num_tags = len(cue_network.encoders["label"].labels)
+            self.tag_head = torch.nn.Linear(separator.emb_dim, num_tags)
         self.si_snr_clamp_db = si_snr_clamp_db
         self.normalize_variance = normalize_variance
         self.branch_seed = branch_seed
@@ -277,12 +300,49 @@ class USEModel(AbsESPnetModel):
         loss, stats = self.forward_loss_exist(logits, counts)
         pit, stats["si_snr"], perm = self.pit(est, refs, counts)
         loss = loss + pit
-        if cues is not None and self.align_weight > 0:
+        if classes is not None and self.attractor_tag_weight > 0:
+            named = (perm >= 0) & (classes >= 0)  # [B, K]
+            if bool(named.any()):
+                rows, slots = named.nonzero(as_tuple=True)
+                att_logits = self.tag_head(attractors[rows, perm[rows, slots]])  # [P, V]
+                ce = torch.nn.functional.cross_entropy(att_logits, classes[rows, slots])
+                stats["att_tag_ce"] = ce.detach()
+                loss = loss + self.attractor_tag_weight * ce
+        if cues is not None and cue_valid is not None and self.align_weight > 0:
             align, stats["align_mse"], stats["align_nce"], stats["match_acc"] = self.align(
                 attractors[:, : refs.size(1)], counts, cues, cue_valid, perm, classes
             )
             loss = loss + self.align_weight * align
         return loss, stats
+
+    def forward_loss_tag(
+        self, trunk: BackboneOutput, classes: torch.Tensor
+    ) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
+        """``tag_weight`` * multi-label BCE of the mixture's sound classes.
+
+        Per-chunk tag logits of the trunk embeddings are pooled over the valid chunks
+        by log-mean-exp (between mean and max: a short event still tags its mixture).
+        Rows with a source of unknown class (-1) are left out.
+
+        Args:
+            trunk: the trunk output (``emb`` [B, S, D], ``emb_lens`` [B]).
+            classes: label ids of the counted sources [B, K] (-1: none or unknown).
+        """
+        stats = self._stats(trunk.emb)
+        logits = self.tag_head(trunk.emb)  # [B, S, V]
+        S = logits.size(1)
+        valid = torch.arange(S, device=logits.device)[None, :] < trunk.emb_lens[:, None]
+        logits = logits.masked_fill(~valid[..., None], float("-inf"))
+        pooled = torch.logsumexp(logits, dim=1) - trunk.emb_lens.clamp(min=1).log()[:, None]
+        targets = torch.zeros_like(pooled)
+        rows, slots = (classes >= 0).nonzero(as_tuple=True)
+        targets[rows, classes[rows, slots]] = 1.0
+        known = targets.sum(1) > 0
+        if not bool(known.any()):
+            return pooled.new_tensor(0.0), stats
+        bce = torch.nn.functional.binary_cross_entropy_with_logits(pooled[known], targets[known])
+        stats["tag_bce"] = bce.detach()
+        return self.tag_weight * bce, stats
 
     def forward_loss_tse(
         self, tse_est: torch.Tensor, targets: torch.Tensor
@@ -323,7 +383,7 @@ class USEModel(AbsESPnetModel):
         if self.training:
             branches = [self._draw_branch()]
         else:
-            branches = ["ss", "tse"] if has_cues else ["ss"]
+            branches = ["ss", "tse"] if has_cues and self.cue_branch_ratio > 0 else ["ss"]
 
         cues = cue_valid = None
         if has_cues and ("tse" in branches or self.align_weight > 0):
@@ -335,8 +395,14 @@ class USEModel(AbsESPnetModel):
                 cues = cue_valid = None
                 branches = ["ss"]
 
+        classes = None
+        if self.tag_head is not None or cues is not None:
+            classes = self._classes(kwargs, counts, refs.size(1))
         total = speech_mix.new_tensor(0.0)
         stats = {key: speech_mix.new_tensor(float("nan")) for key in STAT_KEYS}
+        if self.tag_head is not None and self.tag_weight > 0 and classes is not None:
+            total, s = self.forward_loss_tag(trunk, classes)
+            stats.update({k: v for k, v in s.items() if not torch.isnan(v)})
         for branch in branches:
             if branch == "ss":
                 attractors, logits, _, masked, index = self.forward_separate(
@@ -346,7 +412,7 @@ class USEModel(AbsESPnetModel):
                 est = self._scatter(est, counts, refs.shape)  # [B, K, T]
                 loss, s = self.forward_loss_ss(
                     refs, counts, est, logits, attractors, cues=cues, cue_valid=cue_valid,
-                    classes=None if cues is None else self._classes(kwargs, counts, refs.size(1)),
+                    classes=classes,
                 )
             else:
                 rows, targets = self._pick_targets(cue_valid)

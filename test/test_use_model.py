@@ -190,10 +190,70 @@ def test_extract_with_labels_and_with_an_audio_example():
                       {"label": (batch["label_spk3"], batch["label_spk3_lengths"])})
 
 
+def test_tagging_losses_fall_and_the_tags_name_the_classes_of_the_mixture():
+    # Stage 1 with a label encoder for the tag vocabulary only: no cue branch.
+    model = build(cues=True, tag_weight=1.0, attractor_tag_weight=1.0)
+    batch = toy_batch()
+    model.eval()
+    with torch.no_grad():
+        _, before, _ = model(**batch)
+    assert torch.isfinite(before["tag_bce"]) and torch.isfinite(before["att_tag_ce"])
+    assert torch.isnan(before["tse_si_snr"])  # the cue branch is not trained, not validated
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    model.train()
+    for _ in range(40):
+        loss, stats, _ = model(**batch)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    with torch.no_grad():
+        _, after, _ = model(**batch)
+        trunk = model.forward_encoder(*model._normalize(batch["speech_mix"], torch.full((4,), 4000)))[2]
+        tags = torch.sigmoid(model.tag_head(trunk.emb).mean(1))  # [B, V]
+    assert after["tag_bce"] < before["tag_bce"] - 0.2
+    assert after["att_tag_ce"] < before["att_tag_ce"] - 0.3
+    # Row b holds the classes LABELS[(b + k) % 4], k < count: those tags rank first.
+    for b, n in enumerate((1, 2, 3, 2)):
+        expected = {(b + k) % 4 for k in range(n)}
+        assert set(tags[b].topk(n).indices.tolist()) == expected
+
+
 def test_model_conf_errors():
+    with pytest.raises(ValueError, match="need a label cue encoder"):
+        build(tag_weight=1.0)
+    with pytest.raises(ValueError, match="need a label cue encoder"):
+        build(example=True, attractor_tag_weight=1.0)
     with pytest.raises(ValueError, match="need a cue network"):
         build(cue_branch_ratio=0.5)
     with pytest.raises(ValueError, match="max_num_src must be >= 1"):
         build(max_num_src=0)
     with pytest.raises(ValueError, match="min_num_src must lie in"):
         build(max_num_src=2, min_num_src=3)
+
+
+@pytest.mark.parametrize("stage2_tags", [True, False])
+def test_stage_two_starts_from_a_tagging_stage_one_without_its_cue_network(tmp_path, stage2_tags):
+    import yaml
+    from espnet2.torch_utils.load_pretrained_model import load_pretrained_model
+    from espnet2_use.bin.use_config_values import stage2_init_param
+
+    stage1 = build(cues=True, tag_weight=1.0)  # label encoder for the tag vocabulary only
+    with torch.no_grad():
+        for p in stage1.parameters():
+            p.add_(1.0)  # unlike a fresh model's
+    torch.save(stage1.state_dict(), tmp_path / "stage1.pth")
+    conf = {"model_conf": {"tag_weight": 1.0 if stage2_tags else 0.0}}
+    (tmp_path / "stage2.yaml").write_text(yaml.safe_dump(conf))
+    # Stage 2 has more cue modalities: the fusion's shapes differ from stage 1's.
+    stage2 = build(cues=True, example=True, tag_weight=conf["model_conf"]["tag_weight"])
+    init = stage2_init_param(tmp_path / "stage1.pth", tmp_path / "stage2.yaml")
+    load_pretrained_model(init, stage2, ignore_init_mismatch=False, map_location="cpu")
+    assert torch.equal(stage2.separator.state_dict()["backbone.bottleneck.weight"],
+                       stage1.separator.state_dict()["backbone.bottleneck.weight"])
+    label_emb = [k for k in stage2.state_dict() if k.startswith("cue_network.encoders.label")][0]
+    assert not torch.equal(stage2.state_dict()[label_emb], stage1.state_dict()[label_emb])
+    if stage2_tags:
+        assert torch.equal(stage2.tag_head.weight, stage1.tag_head.weight)
+    else:
+        assert stage2.tag_head is None

@@ -6,6 +6,9 @@ here. ``--fs`` / ``--max_num_src`` given to ``use.sh`` are a check, not a second
 setting: a value other than the config's stops the recipe with both values named.
 Prints ``<sample rate> <max_num_src>`` as the last line of stdout.
 
+With ``--init_param <stage-1 model>`` (and the stage-2 config) it prints instead the
+``--init_param`` value that starts stage 2 from stage 1 (``stage2_init_param``).
+
 Example:
     python -m espnet2_use.bin.use_config_values --config conf/train_stage1.yaml \\
         --config conf/train_stage2.yaml [--fs 8k] [--max_num_src 3]
@@ -65,17 +68,46 @@ def config_values(
     return rate, count
 
 
+def _tags(conf: dict) -> bool:
+    model_conf = conf.get("model_conf") or {}
+    return any(float(model_conf.get(k) or 0) > 0 for k in ("tag_weight", "attractor_tag_weight"))
+
+
+def stage2_init_param(model: Path, stage2_config: Path) -> str:
+    """ESPnet's ``--init_param`` value that starts stage 2 from the stage-1 model.
+
+    Stage 1 trains no cue network (one it holds only names the tag vocabulary, and
+    its modalities differ from stage 2's, so the fusion's shapes do too): its
+    ``cue_network`` is left out. So is its tag head when stage 2 does not tag.
+
+    Returns:
+        ``<model>:::<excluded prefixes>`` (ESPnet's path:src_key:dst_key:excludes).
+    """
+    with open(stage2_config, encoding="utf-8") as f:
+        conf = yaml.safe_load(f) or {}
+    excludes = ["cue_network"] + ([] if _tags(conf) else ["tag_head"])
+    return f"{model}:::{','.join(excludes)}"
+
+
 def get_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", action="append", required=True, type=Path,
                         help="training config (repeat for stage 1 and stage 2)")
     parser.add_argument("--fs", default=None, help="the recipe's --fs, if given (16000, 16k)")
     parser.add_argument("--max_num_src", type=int, default=None, help="the recipe's --max_num_src, if given")
+    parser.add_argument("--init_param", type=Path, default=None,
+                        help="stage-1 model: print the --init_param of stage 2 (one --config: stage 2's)")
     return parser
 
 
 def main(cmd: Optional[Sequence[str]] = None) -> None:
     args = get_parser().parse_args(cmd)
+    if args.init_param is not None:
+        if len(args.config) != 1:
+            sys.stderr.write("use_config_values: error: --init_param takes one --config (stage 2's)\n")
+            sys.exit(1)
+        print(stage2_init_param(args.init_param, args.config[0]))
+        return
     try:
         rate, count = config_values(args.config, args.fs, args.max_num_src)
     except (ConfigValueError, ValueError, OSError) as e:

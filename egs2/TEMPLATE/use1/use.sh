@@ -240,12 +240,17 @@ train() {
     echo "${key}" > "${dir}/.done"
 }
 
-stage_train1() { train "${stage1_config}" "${stage1_dir}" "${stage1_args}" --audio_only; }
+# Stage 1 reads the cues its config names (a label encoder whose vocabulary is the tag
+# set of model_conf.tag_weight); stage 2 starts from it without its cue network.
+stage_train1() { train "${stage1_config}" "${stage1_dir}" "${stage1_args}"; }
 
 stage_train2() {
     [ -n "${stage2_config}" ] || { log "no --stage2_config: skipped"; return 0; }
     [ -f "${stage1_dir}/${init_model}" ] || { log "error: ${stage1_dir}/${init_model} is missing (run stage 4)"; exit 1; }
-    train "${stage2_config}" "${stage2_dir}" "--init_param ${stage1_dir}/${init_model} ${stage2_args}" "" \
+    local init
+    init=$(${python} -m espnet2_use.bin.use_config_values --config "${stage2_config}" \
+        --init_param "${stage1_dir}/${init_model}" | tail -n 1)
+    train "${stage2_config}" "${stage2_dir}" "--init_param ${init} ${stage2_args}" "" \
         "${stage1_dir}/.done"
 }
 

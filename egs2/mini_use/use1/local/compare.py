@@ -94,6 +94,7 @@ def score(mode: str, ref_dir: Path, est_dir: Path, extra: Sequence[str] = ()) ->
 def cmd_use(args: argparse.Namespace) -> None:
     """Train (optionally) and decode one USE system into ``args.out``."""
     from espnet2_use.bin import use_data_args, use_inference
+    from espnet2_use.bin.use_config_values import stage2_init_param
     from espnet2_use.tasks.use import USETask
 
     out = args.out
@@ -101,18 +102,18 @@ def cmd_use(args: argparse.Namespace) -> None:
     stats = args.stats_dir
     stages = []
     if args.stage1_config:
-        stages.append(("stage1", args.stage1_config, args.budget1, None, True))
+        stages.append(("stage1", args.stage1_config, args.budget1, None))
     if args.stage2_config:
         init = (out / "stage1" / "valid.loss.best.pth") if args.stage1_config else args.init_param
-        stages.append(("stage2", args.stage2_config, args.budget2, init, False))
-    for name, config, budget, init, audio_only in stages:
+        stages.append(("stage2", args.stage2_config, args.budget2, init))
+    for name, config, budget, init in stages:
         exp = out / name
         if done(exp):
             continue
         exp.mkdir(parents=True, exist_ok=True)
         use_data_args.main(["--config", str(config), "--max_num_src", str(args.max_num_src),
                             "--train_dir", str(args.train_dir), "--valid_dir", str(args.valid_dir),
-                            "--out", str(exp / "data_args")] + (["--audio_only"] if audio_only else []))
+                            "--out", str(exp / "data_args")])
         cmd = ["--config", str(config), "--output_dir", str(exp), "--resume", "true", "--ngpu", "0",
                "--train_shape_file", str(stats / "train" / "speech_mix_shape"),
                "--valid_shape_file", str(stats / "valid" / "speech_mix_shape")]
@@ -120,7 +121,7 @@ def cmd_use(args: argparse.Namespace) -> None:
         if budget is not None:
             cmd += ["--train_budget_seconds", str(budget), "--max_epoch", "1000"]
         if init is not None:
-            cmd += ["--init_param", str(init)]
+            cmd += ["--init_param", stage2_init_param(init, config)]
         cmd += list(args.train_args or [])
         log(f"training {exp} (budget {budget} s)")
         USETask.main(cmd=cmd)
