@@ -8,7 +8,7 @@ from espnet2.enh.decoder.abs_decoder import AbsDecoder
 from espnet2.enh.encoder.abs_encoder import AbsEncoder
 from espnet2.torch_utils.device_funcs import force_gatherable
 from espnet2.train.abs_espnet_model import AbsESPnetModel
-from espnet2_use.cue.cue_network import EXAMPLE, USECueNetwork
+from espnet2_use.cue.cue_network import USECueNetwork
 from espnet2_use.layers.abs_use_backbone import BackboneOutput
 from espnet2_use.loss.alignment_loss import AttractorCueAlignment
 from espnet2_use.loss.variable_pit import VariablePITSISNR, existence_bce, si_snr
@@ -113,7 +113,7 @@ class USEModel(AbsESPnetModel):
         if cue_network is None and (cue_branch_ratio > 0 or align_weight > 0):
             raise ValueError(
                 "model_conf.cue_branch_ratio / align_weight > 0 need a cue network "
-                "(set cue_encoders or cue_example in the config)"
+                "(set cue_encoders in the config)"
             )
         if (tag_weight > 0 or attractor_tag_weight > 0) and (cue_network is None or "label" not in cue_network.encoders):
             raise ValueError(
@@ -129,6 +129,9 @@ class USEModel(AbsESPnetModel):
         self.separator = separator
         self.decoder = decoder
         self.cue_network = cue_network
+        if cue_network is not None:
+            # An audio-example cue encodes with this model's encoder, trunk and EDA.
+            cue_network.bind(self.embed_example)
         self.max_num_src = max_num_src
         self.min_num_src = min_num_src
         self.num_spk = max_num_src  # ESPnet tools read this
@@ -247,26 +250,19 @@ class USEModel(AbsESPnetModel):
             name = self.cue_network.data_name(modality, k)
             if name not in batch:
                 continue
-            x, lens = batch[name], batch[f"{name}_lengths"]
-            if modality == EXAMPLE:
-                x, lens = self.example_attractor(x, lens)
-            inputs[modality] = (x, lens)
+            inputs[modality] = (batch[name], batch[f"{name}_lengths"])
         return inputs
 
-    def example_attractor(
-        self, example: torch.Tensor, lengths: torch.Tensor
-    ) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Audio examples [B, T] -> their first attractor as a one-token cue [B, 1, D]."""
-        out = example.new_zeros(example.size(0), 1, self.separator.emb_dim)
-        present = lengths > 0
-        if bool(present.any()):
-            rows = present.nonzero().flatten()
-            wav, wav_lens = example.index_select(0, rows), lengths.index_select(0, rows)
-            wav, _ = self._normalize(wav[:, : int(wav_lens.max())], wav_lens)
-            _, _, trunk = self.forward_encoder(wav, wav_lens)
-            attractors, _ = self.separator.attractors(trunk, 1)
-            out = out.index_put((rows,), attractors)
-        return out, present.long()
+    def embed_example(self, wav: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Audio examples [R, T] (none empty) -> their first attractor [R, D].
+
+        The audio-example cue encoder's embedding (``USECueNetwork.bind``): an example
+        is encoded as a mixture of one source would be.
+        """
+        wav, _ = self._normalize(wav, lengths)
+        _, _, trunk = self.forward_encoder(wav, lengths)
+        attractors, _ = self.separator.attractors(trunk, 1)
+        return attractors[:, 0]
 
     def _stats(self, like: torch.Tensor) -> Dict[str, torch.Tensor]:
         nan = like.new_tensor(float("nan"))
@@ -529,10 +525,7 @@ class USEModel(AbsESPnetModel):
         lengths = self._lengths(speech, lengths)
         speech, scale = self._normalize(speech, lengths)
         feats, flens, trunk = self.forward_encoder(speech, lengths)
-        inputs = dict(cue_inputs)
-        if EXAMPLE in inputs:
-            inputs[EXAMPLE] = self.example_attractor(*inputs[EXAMPLE])
-        cues = self.cue_network(trunk.emb, trunk.emb_lens, inputs)  # [B, D]
+        cues = self.cue_network(trunk.emb, trunk.emb_lens, cue_inputs)  # [B, D]
         index = torch.arange(speech.size(0), device=speech.device)
         masked = self.forward_extract(feats, trunk, cues, index)
         target = self.forward_decoder(masked, lengths, speech.size(1))

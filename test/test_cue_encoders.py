@@ -157,19 +157,38 @@ def _check_tokens(encoder, arrays, pad_value=0):
 
 # ---------------------------------------------------------------- registry
 def test_registry_and_build_errors(tmp_path):
-    assert set(cue_encoder_choices) == {"hf", "spm", "embedding", "timm"}
+    assert set(cue_encoder_choices) == {"hf", "spm", "embedding", "timm", "audio"}
     for kind, cls in cue_encoder_choices.items():
-        assert cls.modality in ("text", "label", "video")
+        assert cls.modality in ("text", "label", "video", "example")
     assert cue_encoder_choices["hf"].cached and cue_encoder_choices["timm"].cached
     assert not cue_encoder_choices["spm"].cached
     assert not cue_encoder_choices["embedding"].cached
+    assert not cue_encoder_choices["audio"].cached
     enc = build_cue_encoder("embedding", 8, {"label_list": ["dog", "cat"]})
     assert isinstance(enc, LabelCueEncoder) and enc.output_dim == 8
-    choices = "embedding, hf, spm, timm"
+    choices = "audio, embedding, hf, spm, timm"
     with pytest.raises(ValueError, match=f"unknown cue encoder type 'clip'.*{choices}"):
         build_cue_encoder("clip", 8, {})
     with pytest.raises(TypeError, match="'embedding'.*label_lst"):
         build_cue_encoder("embedding", 8, {"label_lst": ["dog"]})
+
+
+# ---------------------------------------------------------------- audio example
+def test_audio_example_extract_reads_mono_at_the_models_rate(tmp_path):
+    import soundfile as sf
+
+    t = np.arange(16000) / 16000
+    stereo = np.stack([np.sin(2 * np.pi * 440 * t), np.zeros_like(t)], 1).astype(np.float32)
+    sf.write(tmp_path / "ex.wav", stereo, 16000)
+    sf.write(tmp_path / "empty.wav", np.zeros((0,), np.float32), 8000)
+    enc = build_cue_encoder("audio", 8, {}, sample_rate=8000)
+    x = enc.extract(str(tmp_path / "ex.wav"))
+    assert x.dtype == np.float32 and x.shape == (8000,)  # downmixed, resampled 16 -> 8 kHz
+    assert 0.3 < np.abs(x).max() < 0.7  # the mean of a 440 Hz tone and silence
+    assert enc.extract(str(tmp_path / "empty.wav")).shape == (0,)
+    assert enc.extract("").shape == (0,)
+    with pytest.raises(FileNotFoundError, match="missing.wav"):
+        enc.extract(str(tmp_path / "missing.wav"))
 
 
 # ---------------------------------------------------------------- label

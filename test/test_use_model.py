@@ -30,7 +30,9 @@ def build(backbone="use_s", cues=False, example=False, **model_conf):
     cue_net = None
     if cues or example:
         encoders = {"label": {"type": "embedding", "conf": {"label_list": LABELS}}} if cues else {}
-        cue_net = USECueNetwork(32, encoders=encoders, example=example)
+        if example:
+            encoders["example"] = {"type": "audio"}
+        cue_net = USECueNetwork(32, encoders=encoders)
     model_conf.setdefault("max_num_src", 3)
     return USEModel(enc, sep, dec, cue_network=cue_net, **model_conf)
 
@@ -217,6 +219,41 @@ def test_tagging_losses_fall_and_the_tags_name_the_classes_of_the_mixture():
     for b, n in enumerate((1, 2, 3, 2)):
         expected = {(b + k) % 4 for k in range(n)}
         assert set(tags[b].topk(n).indices.tolist()) == expected
+
+
+def test_the_audio_example_is_an_ordinary_cue_encoder_bound_to_the_models_trunk():
+    model = build(cues=True, example=True, cue_branch_ratio=1.0).eval()
+    encoder = model.cue_network.encoders["example"]
+    batch = toy_batch()
+    example, lens = batch["speech_ref2"], batch["speech_ref2_lengths"]  # rows 0: absent
+    tokens, token_lens = encoder(example, lens)
+    assert tokens.shape == (4, 1, 32) and token_lens.tolist() == [0, 1, 1, 1]
+    assert tokens[0].abs().max() == 0
+    # The token is the example's first attractor, as the model's own EDA gives it.
+    wav, _ = model._normalize(example[1:], lens[1:])
+    attractors, _ = model.separator.attractors(model.forward_encoder(wav, lens[1:])[2], 1)
+    assert torch.allclose(tokens[1:, 0], attractors[:, 0], atol=1e-5)
+    assert not any(n.startswith("cue_network.encoders.example") for n in model.state_dict())
+    # Trained through the cue branch, the example's gradient reaches the shared trunk.
+    model.train()
+    batch = {k: v for k, v in batch.items() if not k.startswith("label_spk")}
+    for k in (1, 2, 3):
+        batch[f"enroll_ref{k}"] = batch[f"speech_ref{k}"]
+        batch[f"enroll_ref{k}_lengths"] = batch[f"speech_ref{k}_lengths"]
+    loss, stats, _ = model(**batch)
+    assert torch.isfinite(stats["tse_si_snr"])
+    trunk_weight = model.separator.backbone.bottleneck.weight
+    grad_of_example = torch.autograd.grad(loss, trunk_weight)[0]
+    assert grad_of_example.abs().sum() > 0
+
+
+def test_an_unbound_audio_example_encoder_says_so():
+    from espnet2_use.cue import build_cue_encoder
+
+    encoder = build_cue_encoder("audio", 32, {}, sample_rate=8000)
+    assert encoder.sample_rate == 8000
+    with pytest.raises(RuntimeError, match="not bound to a model"):
+        encoder(torch.zeros(2, 100), torch.tensor([100, 0]))
 
 
 def test_model_conf_errors():

@@ -17,22 +17,20 @@ from typing import Dict, List, Optional, Sequence
 
 import yaml
 
-from espnet2_use.cue import cue_encoder_choices
-from espnet2_use.data.layout import EXAMPLE, MIXTURE, NUM_SRC, REFERENCE, SourceFile, cue_file
+from espnet2_use.cue import cue_encoder_choices, cue_encoder_specs
+from espnet2_use.data.layout import MIXTURE, NUM_SRC, REFERENCE, SourceFile, cue_file
 from espnet2_use.utils.fileio import atomic_write_text
 
 def cue_rows(config: Dict) -> List[SourceFile]:
     """The layout rows of the cues the config's cue network reads."""
     rows = []
-    for modality, spec in (config.get("cue_encoders") or {}).items():
+    for modality, spec in cue_encoder_specs(config.get("cue_encoders"), config.get("cue_example")).items():
         cls = cue_encoder_choices.get(str(spec.get("type")).lower())
         if cls is None:
             raise ValueError(
                 f"cue_encoders.{modality}.type {spec.get('type')!r} is not one of {sorted(cue_encoder_choices)}"
             )
         rows.append(cue_file(modality, cls.cached))
-    if config.get("cue_example"):
-        rows.append(cue_file(EXAMPLE, cached=False))
     return rows
 
 

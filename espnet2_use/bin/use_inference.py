@@ -26,12 +26,11 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import kaldiio
 import numpy as np
-import soundfile as sf
 import torch
 from tqdm import tqdm
 
 from espnet2_use.data.kaldi_dir import read_kaldi_text, write_kaldi_text
-from espnet2_use.data.layout import EXAMPLE, REFERENCE, cue_file
+from espnet2_use.data.layout import REFERENCE, cue_file
 from espnet2_use.inference import USE, prepare_audio
 from espnet2_use.scoring.plot import plot_decoding_dir
 from espnet2_use.utils.fileio import atomic_write_text, atomic_write_wav
@@ -50,13 +49,6 @@ def task_dir_name(task: str) -> str:
     return task.replace(":", "_").replace("+", "_")
 
 
-def _is_empty_sound_file(path: str) -> bool:
-    try:
-        return sf.info(path).frames == 0
-    except (RuntimeError, sf.LibsndfileError):  # not a libsndfile format: prepare_audio reads it
-        return False
-
-
 class CueReader:
     """Reads the cues of source k of an utterance from a data directory as model inputs."""
 
@@ -69,7 +61,7 @@ class CueReader:
             return
         for modality in self.net.modalities:
             for k in range(1, max_num_src + 1):
-                cached = modality != EXAMPLE and self.net.encoders[modality].cached
+                cached = self.net.encoders[modality].cached
                 path = data_dir / cue_file(modality, cached).file_name(k)
                 if path.is_file():
                     self.files[(modality, k)] = read_kaldi_text(path)
@@ -84,16 +76,10 @@ class CueReader:
             value = self.files.get((modality, k), {}).get(utt, "")
             if not value:
                 continue
-            if modality == EXAMPLE:
-                if _is_empty_sound_file(value):  # an absent source's example: the silence entry
-                    continue
-                out[modality] = prepare_audio(value, None, self.use.fs)
-            elif self.net.encoders[modality].cached:
-                x = kaldiio.load_mat(value)
-                if x.shape[0]:
-                    out[modality] = x
-            else:
-                out[modality] = self.net.encoders[modality].extract(value)
+            encoder = self.net.encoders[modality]
+            x = kaldiio.load_mat(value) if encoder.cached else encoder.extract(value)
+            if x.shape[0]:  # an absent source's cue (an empty value, the silence entry)
+                out[modality] = x
         return out
 
     def batch(self, utt: str, k: int, modalities: Sequence[str]) -> Dict[str, torch.Tensor]:

@@ -1,7 +1,9 @@
-"""Cue encoders (text, label, video) of USE and their registry."""
-from typing import Dict, Type
+"""Cue encoders (text, label, video, audio example) of USE and their registry."""
+import inspect
+from typing import Dict, Optional, Type
 
 from espnet2_use.cue.abs_cue_encoder import AbsCueEncoder
+from espnet2_use.cue.audio_example_cue_encoder import AudioExampleCueEncoder
 from espnet2_use.cue.hf_text_cue_encoder import HFTextCueEncoder
 from espnet2_use.cue.label_cue_encoder import LabelCueEncoder
 from espnet2_use.cue.spm_text_cue_encoder import SPMTextCueEncoder
@@ -12,16 +14,36 @@ cue_encoder_choices: Dict[str, Type[AbsCueEncoder]] = {
     "spm": SPMTextCueEncoder,
     "embedding": LabelCueEncoder,
     "timm": TimmVideoCueEncoder,
+    "audio": AudioExampleCueEncoder,
 }
 
+EXAMPLE_SPEC = {"type": "audio", "conf": {}}
 
-def build_cue_encoder(kind: str, output_dim: int, conf: dict) -> AbsCueEncoder:
+
+def cue_encoder_specs(cue_encoders: Optional[Dict], cue_example: bool = False) -> Dict[str, Dict]:
+    """The config's ``cue_encoders``, with ``cue_example: true`` read as its shorthand.
+
+    ``cue_example: true`` (the older spelling) means ``cue_encoders.example: {type:
+    audio}``; giving both is allowed when they agree.
+    """
+    specs = dict(cue_encoders or {})
+    if cue_example:
+        specs.setdefault("example", dict(EXAMPLE_SPEC))
+    return specs
+
+
+def build_cue_encoder(
+    kind: str, output_dim: int, conf: dict, sample_rate: Optional[int] = None
+) -> AbsCueEncoder:
     """Build a cue encoder as ``cls(output_dim=D, **conf)``.
 
     Args:
-        kind: key of :data:`cue_encoder_choices` ("hf", "spm", "embedding", "timm").
+        kind: key of :data:`cue_encoder_choices` ("hf", "spm", "embedding", "timm",
+            "audio").
         output_dim: D, the shared cue space.
         conf: the encoder's keyword arguments (the config's ``conf:`` mapping).
+        sample_rate: the task's sampling rate, handed to an encoder that takes one
+            (unless its ``conf`` sets it).
 
     Returns:
         The encoder.
@@ -32,8 +54,11 @@ def build_cue_encoder(kind: str, output_dim: int, conf: dict) -> AbsCueEncoder:
             f"unknown cue encoder type {kind!r}; choices: "
             f"{', '.join(sorted(cue_encoder_choices))}"
         )
+    conf = dict(conf or {})
+    if sample_rate is not None and "sample_rate" in inspect.signature(cls).parameters:
+        conf.setdefault("sample_rate", int(sample_rate))
     try:
-        return cls(output_dim=output_dim, **(conf or {}))
+        return cls(output_dim=output_dim, **conf)
     except TypeError as e:
         # A misspelt conf key surfaces here; name the encoder type in the message.
         raise TypeError(f"cue encoder {kind!r} ({cls.__name__}): {e}") from e
@@ -41,10 +66,12 @@ def build_cue_encoder(kind: str, output_dim: int, conf: dict) -> AbsCueEncoder:
 
 __all__ = [
     "AbsCueEncoder",
+    "AudioExampleCueEncoder",
     "HFTextCueEncoder",
     "LabelCueEncoder",
     "SPMTextCueEncoder",
     "TimmVideoCueEncoder",
     "build_cue_encoder",
     "cue_encoder_choices",
+    "cue_encoder_specs",
 ]

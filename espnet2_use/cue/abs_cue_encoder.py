@@ -1,4 +1,4 @@
-"""Interface of the cue encoders: one per cue modality (text, label, video).
+"""Interface of the cue encoders: one per cue modality (text, label, video, example).
 
 A cue encoder has two halves:
 
@@ -26,7 +26,7 @@ class AbsCueEncoder(torch.nn.Module, ABC):
     """Encoder of one cue modality into the shared cue space.
 
     Subclasses are built as ``cls(output_dim=D, **conf)`` and set the class
-    attributes ``modality`` ("text" | "label" | "video") and ``cached``.
+    attributes ``modality`` ("text" | "label" | "video" | "example") and ``cached``.
     """
 
     # Which cue files of a data dir the encoder reads (see egs2/TEMPLATE/use1/README.md).
@@ -52,12 +52,13 @@ class AbsCueEncoder(torch.nn.Module, ABC):
         """Turn one raw cue into the model's input.
 
         Args:
-            raw: caption text, label name, or path of a video / picture. An
-                empty string is an absent cue.
+            raw: caption text, label name, or path of a video / picture / audio
+                example. An empty string is an absent cue.
 
         Returns:
             float32 ``[L, input_dim]`` features for cached encoders, int64
-            ``[L]`` ids for the others; ``L == 0`` for an absent cue.
+            ``[L]`` ids for the others (float32 samples ``[T]`` for an audio
+            example); ``L == 0`` for an absent cue.
         """
         raise NotImplementedError
 
@@ -72,6 +73,13 @@ class AbsCueEncoder(torch.nn.Module, ABC):
         """
         return [self.extract(raw) for raw in raws]
 
+    def bind(self, embed) -> None:
+        """Take the host model's audio embedding function (see ``USECueNetwork.bind``).
+
+        An encoder that encodes with its host's own parts (the audio example) keeps
+        it; one with a network of its own ignores it.
+        """
+
     @abstractmethod
     def forward(
         self, x: torch.Tensor, x_lens: torch.Tensor
@@ -79,7 +87,8 @@ class AbsCueEncoder(torch.nn.Module, ABC):
         """Map a padded batch of extract() outputs to cue tokens.
 
         Args:
-            x: ``[B, L, input_dim]`` float or ``[B, L]`` int64, padded.
+            x: ``[B, L, input_dim]`` float or ``[B, L]`` int64 (``[B, T]`` float
+                waveforms for an audio example), padded.
             x_lens: ``[B]`` valid lengths (0 for an absent cue).
 
         Returns:

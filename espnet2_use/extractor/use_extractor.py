@@ -5,7 +5,8 @@ from typing import Dict, Optional, Tuple
 import torch
 
 from espnet2.enh.extractor.abs_extractor import AbsExtractor
-from espnet2_use.cue.cue_network import EXAMPLE, USECueNetwork
+from espnet2_use.cue import EXAMPLE_SPEC
+from espnet2_use.cue.cue_network import USECueNetwork
 from espnet2_use.separator.use_separator import USESeparator
 
 
@@ -19,10 +20,10 @@ class USEExtractor(AbsExtractor):
     image and video cues need the ``use`` task (``espnet2_use.tasks.use``).
 
     ESPnet's ``enh_tse`` task passes the encoded mixture and the encoded enrollment.
-    The enrollment goes through the same trunk and EDA as a mixture would; its first
-    attractor, which lives in the shared space, is the example cue; the cue fusion
-    attends from the mixture's frames to it, and the shared mask head extracts the
-    target. So a stock TSE recipe can name ``extractor: use``, and a model trained
+    The enrollment is the cue of USE's audio-example cue encoder, bound here to the
+    same trunk and EDA as a mixture goes through: its first attractor, which lives in
+    the shared space, is the example's cue token; the cue fusion attends from the
+    mixture's frames to it, and the shared mask head extracts the target. So a stock TSE recipe can name ``extractor: use``, and a model trained
     this way has the same separator, attractor and fusion parameters as USEModel.
 
     Args:
@@ -49,8 +50,14 @@ class USEExtractor(AbsExtractor):
             input_dim, backbone, backbone_conf, attractor_conf, num_spk=1
         )
         self.cue_network = USECueNetwork(
-            self.separator.emb_dim, encoders={}, example=True, fusion_conf=fusion_conf
+            self.separator.emb_dim, encoders={"example": EXAMPLE_SPEC}, fusion_conf=fusion_conf
         )
+        self.cue_network.bind(self.embed_example)
+
+    def embed_example(self, feats: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Encoded enrollments [R, T_e, N] -> their first attractor [R, D]."""
+        attractors, _ = self.separator.attractors(self.separator.encode(feats, lengths), 1)
+        return attractors[:, 0]
 
     def forward(
         self,
@@ -82,10 +89,7 @@ class USEExtractor(AbsExtractor):
                 "audio, not as embeddings (preprocessor_conf.load_spk_embedding)"
             )
         trunk = self.separator.encode(input, ilens)
-        example_trunk = self.separator.encode(input_aux, ilens_aux)
-        example, _ = self.separator.attractors(example_trunk, 1)  # [B, 1, D]
-        ones = torch.ones(input.size(0), dtype=torch.long, device=input.device)
-        cue = self.cue_network(trunk.emb, trunk.emb_lens, {EXAMPLE: (example, ones)})
+        cue = self.cue_network(trunk.emb, trunk.emb_lens, {"example": (input_aux, ilens_aux)})
         index = torch.arange(input.size(0), device=input.device)
         masked = self.separator.mask(trunk, input, cue, index)
         return masked, ilens, OrderedDict({f"cue{suffix_tag}": cue.detach()})

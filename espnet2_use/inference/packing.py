@@ -18,6 +18,7 @@ from typing import Any, Dict, Optional, Tuple, Union
 
 import yaml
 
+from espnet2_use.cue import cue_encoder_specs
 from espnet2_use.utils.fileio import atomic_write
 from espnet2_use.version import __version__
 
@@ -90,7 +91,7 @@ def pack(exp_dir: Path, out: Path, model_file: Optional[str] = None, root: Optio
         "source_exp_dir": str(exp_dir.resolve()),
         "model_file": model_file,
         "cue_encoders": encoders,
-        "cue_example": bool(conf.get("cue_example")),
+        "cue_example": "example" in cue_encoder_specs(conf.get("cue_encoders"), conf.get("cue_example")),
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
 

@@ -15,6 +15,7 @@ from espnet2.train.collate_fn import CommonCollateFn
 from espnet2.utils.get_default_kwargs import get_default_kwargs
 from espnet2.utils.nested_dict_action import NestedDictAction
 from espnet2.utils.types import int_or_none, str2bool, str_or_none
+from espnet2_use.cue import cue_encoder_specs
 from espnet2_use.cue.cue_network import USECueNetwork
 from espnet2_use.data.layout import REFERENCE, SOURCE_FILES
 from espnet2_use.espnet_model import USEModel
@@ -99,14 +100,15 @@ class USETask(AbsTask):
             action=NestedDictAction,
             default=dict(),
             help="Cue encoders per modality: {text: {type: hf|spm, conf: {...}}, label: "
-            "{type: embedding, conf: {label_list: ...}}, video: {type: timm, conf: {...}}}. "
-            "Empty: no cue network (separation only, training stage 1).",
+            "{type: embedding, conf: {label_list: ...}}, video: {type: timm, conf: {...}}, "
+            "example: {type: audio}}. Empty: no cue network (separation only, training stage 1).",
         )
         group.add_argument(
             "--cue_example",
             type=str2bool,
             default=False,
-            help="Whether an audio example (enroll_ref{k}) is a cue modality.",
+            help="Shorthand of cue_encoders.example: {type: audio} (an audio example, "
+            "enroll_ref{k}, is a cue modality).",
         )
         group.add_argument(
             "--cue_fusion_conf",
@@ -183,15 +185,16 @@ class USETask(AbsTask):
             encoder.output_dim, **separator_conf_with_rate(args)
         )
         decoder = decoder_choices.get_class(args.decoder)(**args.decoder_conf)
-        cue_encoders = getattr(args, "cue_encoders", None) or {}
-        cue_example = getattr(args, "cue_example", False)
+        cue_encoders = cue_encoder_specs(
+            getattr(args, "cue_encoders", None), getattr(args, "cue_example", False)
+        )
         cue_network = None
-        if cue_encoders or cue_example:
+        if cue_encoders:
             cue_network = USECueNetwork(
                 separator.emb_dim,
                 encoders=cue_encoders,
-                example=cue_example,
                 fusion_conf=getattr(args, "cue_fusion_conf", None),
+                sample_rate=getattr(args, "sample_rate", None),
             )
         model = USEModel(
             encoder=encoder,
