@@ -145,7 +145,7 @@ def test_the_same_budget_comparison_runs_every_system_and_writes_both_tables(rec
     assert result["commit"] and result["budget_seconds"] > 0
     systems = result["systems"]
     for name in ("use_s_eda_count", "use_s_true_count", "use_s_stage1_eda_count", "use_s_align0_eda_count",
-                 "use_b_eda_count", "tcn", "dprnn", "tfgridnetv2", "td_speakerbeam", "mixture", "oracle_irm"):
+                 "use_s_example", "use_b_eda_count", "tcn", "dprnn", "tfgridnetv2", "td_speakerbeam", "mixture", "oracle_irm"):
         assert name in systems, sorted(systems)
     for row in systems.values():
         assert isinstance(row["knows_count"], bool)
@@ -160,6 +160,7 @@ def test_the_same_budget_comparison_runs_every_system_and_writes_both_tables(rec
     assert abs(systems["mixture"]["si_snri_2src"]) < 1e-3 and abs(systems["mixture"]["si_snri_3src"]) < 1e-3
     assert systems["use_s_eda_count"]["count_acc"] is not None and systems["use_s_true_count"]["count_acc"] is None
     assert systems["td_speakerbeam"]["tse_snri"]["example"] is not None
+    assert systems["use_s_example"]["tse_snri"]["example"] is not None
     # Peers train for the budget: each count's model gets half.
     for peer in ("tcn", "dprnn", "tfgridnetv2"):
         for n in (2, 3):

@@ -31,6 +31,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import soundfile as sf
+import yaml
 
 LOCAL = Path(__file__).resolve().parent
 sys.path.insert(0, str(LOCAL))
@@ -105,7 +106,13 @@ def cmd_use(args: argparse.Namespace) -> None:
         stages.append(("stage1", args.stage1_config, args.budget1, None))
     if args.stage2_config:
         init = (out / "stage1" / "valid.loss.best.pth") if args.stage1_config else args.init_param
-        stages.append(("stage2", args.stage2_config, args.budget2, init))
+        config = args.stage2_config
+        if args.example_cue:  # the stage-2 config with an audio-example cue encoder added
+            conf = yaml.safe_load(config.read_text())
+            conf.setdefault("cue_encoders", {})["example"] = {"type": "audio"}
+            config = out / "stage2_config.yaml"
+            atomic_write_text(config, yaml.safe_dump(conf, sort_keys=False))
+        stages.append(("stage2", config, args.budget2, init))
     for name, config, budget, init in stages:
         exp = out / name
         if done(exp):
@@ -457,6 +464,20 @@ def cmd_table(args: argparse.Namespace) -> None:
             "tse_si_snri_all": None, "tse_snri": None, "params": params, "train_seconds": sum(seconds) if seconds else None,
             "rtf": rtf(peer), "note": "same budget",
         })
+    example_dir = root / "use_s_example"
+    tse = _load(example_dir / f"decode_{test_tse}" / "tse_example" / "scores.json")
+    rows.append({
+        "name": "use_s_example", "system": "USE-S, audio-example cue (stage 2 with it, from the recipe's stage 1)",
+        "knows_count": True, "si_snri_2src": None, "si_snri_3src": None,
+        "fuss_si_snri_2src": None, "fuss_si_snri_3src": None, "count_acc": None,
+        "count_acc_by_true": None, "match_acc": None,
+        "tse_snri_all": None, "tse_snri": {"example": _get(tse, "summary", "all", "snri", "mean")},
+        "tse_si_snri_all": _get(tse, "summary", "all", "si_snri", "mean"),
+        "params": _params(example_dir / "stage2"),
+        "train_seconds": used_seconds(Path(info["recipe_stage1"])) + used_seconds(example_dir / "stage2")
+        if (example_dir / "stage2" / BUDGET_FILE).is_file() else None,
+        "rtf": None, "note": "same budget",
+    })
     tse = _load(root / "td_speakerbeam" / f"decode_{test_tse}" / "tse_example" / "scores.json")
     rows.append({
         "name": "td_speakerbeam", "system": "ESPnet TD-SpeakerBeam (tse task, audio-example cue)",
@@ -556,7 +577,7 @@ def render(result: Dict) -> str:
              "SI-SNRi: every active reference counts, a missed one as 0 dB; FUSS: mean over the "
              "pairs both active. Counting accuracy over the `test_ss` utterances (per true count in "
              "brackets); TSE: SNRi and SI-SNRi on `test_tse` with all cues (USE) or the audio "
-             "example (TD-SpeakerBeam; SNRi depends on the output's scale, which USE sets by "
+             "example (USE-S's example row, TD-SpeakerBeam; SNRi depends on the output's scale, which USE sets by "
              "fitting its output to the mixture and a model trained on SI-SNR leaves free). "
              "RTF: seconds per second of audio, one thread.", "",
              "| system | knows count | SI-SNRi 2 src | SI-SNRi 3 src | FUSS 2 src | FUSS 3 src | "
@@ -615,6 +636,8 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--tse_test_dir", type=Path, default=None)
     p.add_argument("--tse_combinations", nargs="*", default=[])
     p.add_argument("--ss_on_tse", action="store_true", help="also separate the TSE test set (TSE bar)")
+    p.add_argument("--example_cue", action="store_true",
+                   help="stage 2 with an audio-example cue encoder added to --stage2_config")
     p.add_argument("--max_num_src", type=int, default=3)
     p.add_argument("--train_args", nargs=argparse.REMAINDER, default=[])
 

@@ -9,6 +9,7 @@
 #   USE-S       the recipe itself (./run.sh stages 1-7, its model and decodings); its
 #               training time (stages 4 + 5, from train_budget_used) is the budget B
 #   ablations   stage 1 alone (decoded, no training), align_weight 0 in stage 2
+#   USE-S example  stage 2 with an audio-example cue too (budget B2), decoded with the example
 #   USE-B       both stages, budgets B1 and B2 = USE-S's stage times
 #   peers       ESPnet's tcn (Conv-TasNet), dprnn, tfgridnetv2: one model per count (2, 3),
 #               each trained on the mixtures of its count for B / 2 (they know the count)
@@ -62,7 +63,7 @@ recipe2=exp/${stage2_tag}
 dump=dump/raw
 compare=(${python} local/compare.py)
 start=${SECONDS}
-steps="recipe use_s_stage1 use_s_align0 use_b tcn dprnn tfgridnetv2 td_speakerbeam references rtf table"
+steps="recipe use_s_stage1 use_s_align0 use_s_example use_b tcn dprnn tfgridnetv2 td_speakerbeam references rtf table"
 step_no=0
 step() {  # step <name> <command...>: runs a step, logs progress and what is left
     local name=$1; shift
@@ -130,6 +131,11 @@ step use_s_stage1 "${compare[@]}" use --out "${compare_dir}/use_s_stage1" --deco
 step use_s_align0 "${compare[@]}" use --out "${compare_dir}/use_s_align0" --stage2_config "${stage2_config}" \
     --init_param "${recipe1}/valid.loss.best.pth" "${common[@]}" --ss_test_dir "${dump}/test_ss" \
     --tse_test_dir "${dump}/test_tse" --tse_combinations ${tse_combinations} --train_args --model_conf align_weight=0.0
+# The audio-example cue, like for like with TD-SpeakerBeam: stage 2 with an example
+# encoder added, from the recipe's stage 1, for the recipe's stage-2 time.
+step use_s_example "${compare[@]}" use --out "${compare_dir}/use_s_example" --stage2_config "${stage2_config}" \
+    --example_cue --budget2 "${b2}" --init_param "${recipe1}/valid.loss.best.pth" "${common[@]}" \
+    --tse_test_dir "${dump}/test_tse" --tse_combinations example
 # shellcheck disable=SC2086
 step use_b "${compare[@]}" use --out "${compare_dir}/use_b" --stage1_config "${use_b1}" --stage2_config "${use_b2}" \
     --budget1 "${b1}" --budget2 "${b2}" "${common[@]}" --ss_test_dir "${dump}/test_ss" \
