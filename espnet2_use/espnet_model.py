@@ -312,7 +312,7 @@ class USEModel(AbsESPnetModel):
         return loss, stats
 
     def forward_loss_tag(
-        self, trunk: BackboneOutput, classes: torch.Tensor
+        self, trunk: BackboneOutput, classes: torch.Tensor, counts: torch.Tensor
     ) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
         """``tag_weight`` * multi-label BCE of the mixture's sound classes.
 
@@ -322,7 +322,8 @@ class USEModel(AbsESPnetModel):
 
         Args:
             trunk: the trunk output (``emb`` [B, S, D], ``emb_lens`` [B]).
-            classes: label ids of the counted sources [B, K] (-1: none or unknown).
+            classes: label ids of the sources [B, K] (-1: no source, or no label).
+            counts: sources per mixture [B].
         """
         stats = self._stats(trunk.emb)
         logits = self.tag_head(trunk.emb)  # [B, S, V]
@@ -333,7 +334,9 @@ class USEModel(AbsESPnetModel):
         targets = torch.zeros_like(pooled)
         rows, slots = (classes >= 0).nonzero(as_tuple=True)
         targets[rows, classes[rows, slots]] = 1.0
-        known = targets.sum(1) > 0
+        # A source without a label would be a false negative: its mixture is left out.
+        beyond = torch.arange(classes.size(1), device=classes.device)[None, :] >= counts[:, None]
+        known = ((classes >= 0) | beyond).all(1) & (counts > 0)
         if not bool(known.any()):
             return pooled.new_tensor(0.0), stats
         bce = torch.nn.functional.binary_cross_entropy_with_logits(pooled[known], targets[known])
@@ -397,7 +400,7 @@ class USEModel(AbsESPnetModel):
         total = speech_mix.new_tensor(0.0)
         stats = {key: speech_mix.new_tensor(float("nan")) for key in STAT_KEYS}
         if self.tag_head is not None and self.tag_weight > 0 and classes is not None:
-            total, s = self.forward_loss_tag(trunk, classes)
+            total, s = self.forward_loss_tag(trunk, classes, counts)
             stats.update({k: v for k, v in s.items() if not torch.isnan(v)})
         for branch in branches:
             if branch == "ss":

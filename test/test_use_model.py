@@ -219,6 +219,14 @@ def test_tagging_losses_fall_and_the_tags_name_the_classes_of_the_mixture():
     for b, n in enumerate((1, 2, 3, 2)):
         expected = {(b + k) % 4 for k in range(n)}
         assert set(tags[b].topk(n).indices.tolist()) == expected
+    # A mixture with an unlabelled source leaves the tagging loss (no false negative).
+    classes = torch.tensor([[0, -1, -1], [1, -1, -1]])
+    loss_one, _ = model.forward_loss_tag(trunk, torch.cat([classes, classes]), torch.tensor([1, 2, 1, 1]))
+    loss_all, _ = model.forward_loss_tag(trunk, torch.cat([classes, classes]), torch.tensor([1, 1, 1, 1]))
+    rows = [0, 2, 3]
+    sub = type(trunk)(latent=None, emb=trunk.emb[rows], emb_lens=trunk.emb_lens[rows], aux=None)
+    loss_sub, _ = model.forward_loss_tag(sub, torch.cat([classes, classes])[rows], torch.tensor([1, 1, 1]))
+    assert torch.allclose(loss_one, loss_sub) and not torch.allclose(loss_one, loss_all)
 
 
 def test_the_audio_example_is_an_ordinary_cue_encoder_bound_to_the_models_trunk():
