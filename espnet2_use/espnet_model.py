@@ -115,10 +115,11 @@ class USEModel(AbsESPnetModel):
                 "model_conf.cue_branch_ratio / align_weight > 0 need a cue network "
                 "(set cue_encoders in the config)"
             )
-        if (tag_weight > 0 or attractor_tag_weight > 0) and (cue_network is None or "label" not in cue_network.encoders):
+        tags = tag_weight > 0 or attractor_tag_weight > 0
+        if tags and (cue_network is None or "label" not in cue_network.encoders):
             raise ValueError(
-                "model_conf.tag_weight / attractor_tag_weight > 0 need a label cue encoder (cue_encoders.label): "
-                "its label list is the tag vocabulary"
+                "model_conf.tag_weight / attractor_tag_weight > 0 need a label cue encoder "
+                "(cue_encoders.label): its label list is the tag vocabulary"
             )
         if cue_network is not None and cue_network.dim != separator.emb_dim:
             raise ValueError(
@@ -144,7 +145,7 @@ class USEModel(AbsESPnetModel):
         self.tag_weight = tag_weight
         self.attractor_tag_weight = attractor_tag_weight
         self.tag_head = None
-        if tag_weight > 0 or attractor_tag_weight > 0:
+        if tags:
             num_tags = len(cue_network.encoders["label"].labels)
             self.tag_head = torch.nn.Linear(separator.emb_dim, num_tags)
         self.si_snr_clamp_db = si_snr_clamp_db
