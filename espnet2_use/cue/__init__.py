@@ -24,7 +24,7 @@ def cue_encoder_specs(cue_encoders: Optional[Dict], cue_example: bool = False) -
     """The config's ``cue_encoders``, with ``cue_example: true`` read as its shorthand.
 
     ``cue_example: true`` (the older spelling) means ``cue_encoders.example: {type:
-    audio}``; giving both is allowed when they agree.
+    audio}``; an ``example`` entry of ``cue_encoders`` itself is kept as it is.
     """
     specs = dict(cue_encoders or {})
     if cue_example:
