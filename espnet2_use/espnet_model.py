@@ -400,7 +400,7 @@ class USEModel(AbsESPnetModel):
             classes = self._classes(kwargs, counts, refs.size(1))
         total = speech_mix.new_tensor(0.0)
         stats = {key: speech_mix.new_tensor(float("nan")) for key in STAT_KEYS}
-        if self.tag_head is not None and self.tag_weight > 0 and classes is not None:
+        if self.tag_weight > 0:  # the tag head and the classes exist (a label encoder does)
             total, s = self.forward_loss_tag(trunk, classes, counts)
             stats.update({k: v for k, v in s.items() if not torch.isnan(v)})
         for branch in branches:

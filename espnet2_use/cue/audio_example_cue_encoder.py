@@ -72,7 +72,12 @@ class AudioExampleCueEncoder(AbsCueEncoder):
         A host that encodes its audio before the cue network (``USEExtractor``) passes
         encoder features [B, T', N] instead; the bound function knows which.
         """
-        check_batch(x, x_lens, x.dim() if x.dim() in (2, 3) else 2, "AudioExampleCueEncoder")
+        if x.dim() not in (2, 3):
+            raise ValueError(
+                f"AudioExampleCueEncoder: expected waveforms [B, T] or encoder features "
+                f"[B, T, N], got shape {tuple(x.shape)}"
+            )
+        check_batch(x, x_lens, x.dim(), "AudioExampleCueEncoder")
         if self._embed is None:
             raise RuntimeError(
                 "the audio-example cue encoder is not bound to a model: it encodes with "

@@ -464,33 +464,29 @@ def cmd_table(args: argparse.Namespace) -> None:
             "tse_si_snri_all": None, "tse_snri": None, "params": params, "train_seconds": sum(seconds) if seconds else None,
             "rtf": rtf(peer), "note": "same budget",
         })
+    def example_row(name: str, label: str, decode_root: Path, model_dir: Path,
+                    train_dirs: Sequence[Path]) -> None:
+        """A system scored only by extraction with the audio example."""
+        tse = _load(decode_root / f"decode_{test_tse}" / "tse_example" / "scores.json")
+        rows.append({
+            "name": name, "system": label,
+            "knows_count": True, "si_snri_2src": None, "si_snri_3src": None,
+            "fuss_si_snri_2src": None, "fuss_si_snri_3src": None, "count_acc": None,
+            "count_acc_by_true": None, "match_acc": None,
+            "tse_snri_all": None, "tse_snri": {"example": _get(tse, "summary", "all", "snri", "mean")},
+            "tse_si_snri_all": _get(tse, "summary", "all", "si_snri", "mean"),
+            "params": _params(model_dir),
+            "train_seconds": sum(used_seconds(d) for d in train_dirs)
+            if (model_dir / BUDGET_FILE).is_file() else None,
+            "rtf": None, "note": "same budget",
+        })
+
     example_dir = root / "use_s_example"
-    tse = _load(example_dir / f"decode_{test_tse}" / "tse_example" / "scores.json")
-    rows.append({
-        "name": "use_s_example", "system": "USE-S, audio-example cue (stage 2 with it, from the recipe's stage 1)",
-        "knows_count": True, "si_snri_2src": None, "si_snri_3src": None,
-        "fuss_si_snri_2src": None, "fuss_si_snri_3src": None, "count_acc": None,
-        "count_acc_by_true": None, "match_acc": None,
-        "tse_snri_all": None, "tse_snri": {"example": _get(tse, "summary", "all", "snri", "mean")},
-        "tse_si_snri_all": _get(tse, "summary", "all", "si_snri", "mean"),
-        "params": _params(example_dir / "stage2"),
-        "train_seconds": used_seconds(Path(info["recipe_stage1"])) + used_seconds(example_dir / "stage2")
-        if (example_dir / "stage2" / BUDGET_FILE).is_file() else None,
-        "rtf": None, "note": "same budget",
-    })
-    tse = _load(root / "td_speakerbeam" / f"decode_{test_tse}" / "tse_example" / "scores.json")
-    rows.append({
-        "name": "td_speakerbeam", "system": "ESPnet TD-SpeakerBeam (tse task, audio-example cue)",
-        "knows_count": True, "si_snri_2src": None, "si_snri_3src": None,
-        "fuss_si_snri_2src": None, "fuss_si_snri_3src": None, "count_acc": None,
-        "count_acc_by_true": None, "match_acc": None,
-        "tse_snri_all": None, "tse_snri": {"example": _get(tse, "summary", "all", "snri", "mean")},
-        "tse_si_snri_all": _get(tse, "summary", "all", "si_snri", "mean"),
-        "params": _params(root / "td_speakerbeam" / "train"),
-        "train_seconds": used_seconds(root / "td_speakerbeam" / "train")
-        if (root / "td_speakerbeam" / "train" / BUDGET_FILE).is_file() else None,
-        "rtf": None, "note": "same budget",
-    })
+    example_row("use_s_example", "USE-S, audio-example cue (stage 2 with it, from the recipe's stage 1)",
+                example_dir, example_dir / "stage2", [Path(info["recipe_stage1"]), example_dir / "stage2"])
+    speakerbeam = root / "td_speakerbeam"
+    example_row("td_speakerbeam", "ESPnet TD-SpeakerBeam (tse task, audio-example cue)",
+                speakerbeam, speakerbeam / "train", [speakerbeam / "train"])
     for name, label in (("mixture", "mixture (floor)"), ("oracle_irm", "oracle ideal ratio mask (ceiling)")):
         scores = _load(root / name / f"decode_{test_ss}" / "ss" / "scores.json")
         rows.append({
