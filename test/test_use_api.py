@@ -141,6 +141,12 @@ def test_extract_with_each_cue_alone_and_together(use, packed):
         assert out.target.shape == (len(wav),) and np.isfinite(out.target).all()
         outs.append(out.target)
     assert not np.allclose(outs[0], outs[1])  # the cue changes the output
+    # The level rule changes the output's level only, not its waveform.
+    by_mix = use.extract(packed["mixture"], level="mixture", **cues[0]).target
+    gain = float(outs[0] @ by_mix) / float(by_mix @ by_mix)
+    np.testing.assert_allclose(outs[0], gain * by_mix, rtol=1e-3, atol=1e-6)
+    with pytest.raises(ValueError, match="level must be one of"):
+        use.extract(packed["mixture"], level="peak", **cues[0])
 
 
 @pytest.mark.parametrize("make, error, message", [

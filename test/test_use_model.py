@@ -192,6 +192,26 @@ def test_extract_with_labels_and_with_an_audio_example():
                       {"label": (batch["label_spk3"], batch["label_spk3_lengths"])})
 
 
+def test_extract_takes_the_level_of_the_separated_source_the_target_resembles():
+    model = build(cues=True).eval()
+    batch = toy_batch()
+    mix = batch["speech_mix"] * torch.tensor([1.0, 0.5, 2.0, 1.0])[:, None]
+    cue = {"label": (batch["label_spk1"], batch["label_spk1_lengths"])}
+    by_sep = model.extract(mix, None, cue)["target"]  # the default
+    by_mix = model.extract(mix, None, cue, level="mixture")["target"]
+    sep = model.separate(mix)
+    for b in range(4):
+        t = by_mix[b].double()
+        sources = sep["sources"][b, : int(sep["counts"][b])].double()
+        cos = (sources @ t).abs() / (sources.norm(dim=1) * t.norm())
+        match = sources[int(cos.argmax())]
+        expected = t * (t @ match) / (t @ t)  # the least-error copy of the matching source
+        assert torch.allclose(by_sep[b].double(), expected, rtol=1e-4, atol=1e-6)
+        assert not torch.allclose(by_sep[b], by_mix[b])  # the two rules differ
+    with pytest.raises(ValueError, match="level must be one of"):
+        model.extract(mix, None, cue, level="loudest")
+
+
 def test_tagging_losses_fall_and_the_tags_name_the_classes_of_the_mixture():
     # Stage 1 with a label encoder for the tag vocabulary only: no cue branch.
     model = build(cues=True, tag_weight=1.0, attractor_tag_weight=1.0)

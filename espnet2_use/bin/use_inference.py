@@ -31,6 +31,7 @@ from tqdm import tqdm
 
 from espnet2_use.data.kaldi_dir import read_kaldi_text, write_kaldi_text
 from espnet2_use.data.layout import REFERENCE, cue_file
+from espnet2_use.espnet_model import EXTRACT_LEVELS
 from espnet2_use.inference import USE, prepare_audio
 from espnet2_use.scoring.plot import plot_decoding_dir
 from espnet2_use.utils.fileio import atomic_write_text, atomic_write_wav
@@ -133,10 +134,12 @@ def decode(
     tasks: Sequence[str],
     keys: Optional[Sequence[str]] = None,
     num_plots: int = 0,
+    tse_level: str = "separation",
 ) -> None:
     """Decode ``data_dir`` for every task into ``output_dir/<task>/``; with
     ``num_plots``, also draw spectrograms of the first decoded utterances into
-    ``output_dir/<task>/plots/``."""
+    ``output_dir/<task>/plots/``. ``tse_level`` sets the level of extracted
+    targets (``USEModel.extract``)."""
     parsed = [(task, *parse_task(task)) for task in tasks]
     wavs = read_kaldi_text(data_dir / "wav.scp")
     keys = list(keys) if keys is not None else sorted(wavs)
@@ -189,7 +192,7 @@ def decode(
                     for modality, x in inputs.items():
                         t = torch.from_numpy(np.asarray(x)).to(use.device)[None]
                         tensors[modality] = (t, torch.tensor([t.size(1)], device=use.device))
-                    target = use.model.extract(speech, None, tensors)["target"][0].cpu().numpy()
+                    target = use.model.extract(speech, None, tensors, level=tse_level)["target"][0].cpu().numpy()
                     writer.wav(utt, k, target)
     for task, writer in writers.items():
         writer.close()
@@ -211,6 +214,9 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--tasks", nargs="+", required=True,
                         help="ss, ss_oracle, tse:<cue>[+<cue>...] (cues: text label video example)")
     parser.add_argument("--key_file", default=None, help="decode only these utterances (one id per line)")
+    parser.add_argument("--tse_level", default="separation", choices=EXTRACT_LEVELS,
+                        help="how an extracted target's level is set: from the separated source "
+                        "it most resembles, or by projecting the mixture onto it")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--num_plots", type=int, default=0,
                         help="spectrogram PNGs of the first N utterances per task")
@@ -231,7 +237,7 @@ def main(cmd: Optional[Sequence[str]] = None) -> None:
         with open(args.key_file, encoding="utf-8") as f:
             keys = [line.split()[0] for line in f if line.strip()]
     torch.set_grad_enabled(False)
-    decode(use, args.data_dir, args.output_dir, args.tasks, keys, args.num_plots)
+    decode(use, args.data_dir, args.output_dir, args.tasks, keys, args.num_plots, args.tse_level)
 
 
 if __name__ == "__main__":

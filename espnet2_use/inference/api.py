@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import yaml
 
-from espnet2_use.espnet_model import USEModel
+from espnet2_use.espnet_model import EXTRACT_LEVELS, USEModel
 from espnet2_use.inference.chunking import _SourceTracker, chunk_starts, chunk_windows
 from espnet2_use.inference.packing import MODEL_FILE_PREFERENCE, PACK_CONFIG, PACK_MODEL, recipe_root, unpack
 from espnet2_use.tasks.use import USETask
@@ -307,8 +307,16 @@ class USE:
         example_fs: Optional[int] = None,
         chunk_seconds: Optional[float] = 10.0,
         overlap_seconds: Optional[float] = None,
+        level: str = "separation",
     ) -> ExtractionResult:
-        """Extract the sound the given cues describe (any subset of them)."""
+        """Extract the sound the given cues describe (any subset of them).
+
+        ``level`` sets the target's level (``USEModel.extract``): ``separation`` takes
+        it from the separated source the target most resembles, ``mixture`` projects
+        the mixture onto the target (cheaper, louder by what leaks in).
+        """
+        if level not in EXTRACT_LEVELS:
+            raise ValueError(f"level must be one of {EXTRACT_LEVELS}, got {level!r}")
         inputs = self.cue_inputs(text, label, image, video, example, example_fs)
         wav = prepare_audio(audio, fs, self.fs)
         out = np.zeros(len(wav), dtype=np.float32)
@@ -318,6 +326,6 @@ class USE:
             piece = wav[start : start + chunk]
             if rms(piece) <= SILENCE_RMS:
                 continue
-            target = self.model.extract(self._tensor(piece), None, inputs)["target"][0].cpu().numpy()
+            target = self.model.extract(self._tensor(piece), None, inputs, level=level)["target"][0].cpu().numpy()
             out[start : start + len(piece)] += window * target
         return ExtractionResult(out, self.fs)

@@ -573,8 +573,9 @@ def render(result: Dict) -> str:
              "SI-SNRi: every active reference counts, a missed one as 0 dB; FUSS: mean over the "
              "pairs both active. Counting accuracy over the `test_ss` utterances (per true count in "
              "brackets); TSE: SNRi and SI-SNRi on `test_tse` with all cues (USE) or the audio "
-             "example (USE-S's example row, TD-SpeakerBeam; SNRi depends on the output's scale, which USE sets by "
-             "fitting its output to the mixture and a model trained on SI-SNR leaves free). "
+             "example (USE-S's example row, TD-SpeakerBeam; SNRi depends on the output's scale, which USE "
+             "takes from the separated source the target most resembles and a model trained on SI-SNR "
+             "leaves free). "
              "RTF: seconds per second of audio, one thread.", "",
              "| system | knows count | SI-SNRi 2 src | SI-SNRi 3 src | FUSS 2 src | FUSS 3 src | "
              "counting (1 / 2 / 3) | matching | TSE SNRi | TSE SI-SNRi | params | train s | RTF |",
