@@ -569,7 +569,7 @@ class USEModel(AbsESPnetModel):
         Rows the EDA finds no source in (``min_num_src`` 0) keep ``fallback``.
         """
         T = speech.size(1)
-        _, _, counts, masked, index = self.forward_separate(feats, trunk, None, self.max_num_src + 1)
+        _, _, _, masked, index = self.forward_separate(feats, trunk, None, self.max_num_src + 1)
         out = fallback.clone()
         if index.numel() == 0:
             return out
