@@ -227,6 +227,13 @@ def test_cli_on_a_folder_with_good_and_bad_files_and_the_manifest(packed, tmp_pa
                               "--label", LABELS[1]]) == 0
     target = json.loads((tmp_path / "x" / "mix1" / "manifest.json").read_text())["target"]
     assert sf.info(target).frames == len(wav)
+    assert use_separate.main(["--model", str(packed["pack"]), str(scp), "--outdir", str(tmp_path / "y"),
+                              "--label", LABELS[1], "--level", "mixture"]) == 0
+    projected = json.loads((tmp_path / "y" / "mix1" / "manifest.json").read_text())["target"]
+    a, b = sf.read(target)[0], sf.read(projected)[0]
+    assert not np.allclose(a, b) and abs(np.corrcoef(a, b)[0, 1]) > 0.999  # the level only
+    with pytest.raises(SystemExit, match="--level applies to extraction"):
+        use_separate.main(["--model", str(packed["pack"]), str(scp), "--outdir", str(out), "--level", "mixture"])
 
 
 def test_cli_refuses_an_unwritable_output_folder(packed, tmp_path):

@@ -5,7 +5,9 @@ lists. Per input, the outputs go to ``<outdir>/<name>/``: one wav per separated
 source, named by its index and the label the model gives it (``1_siren.wav``,
 ``2_unknown.wav``), or ``target.wav`` for extraction, and ``manifest.json`` with
 the count, names, scores, existence probabilities and output paths; ``--plot`` adds
-``spectrogram.png``. Files are written whole (temporary name, then rename). An input
+``spectrogram.png``. An extracted target takes the level of the separated source it
+most resembles (``--level mixture``: of the projection of the mixture onto it, without
+the separation). Files are written whole (temporary name, then rename). An input
 that cannot be read is reported and skipped; the exit status is 1 when any failed.
 
 Examples:
@@ -116,6 +118,9 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--image", help="extract: picture of the wanted sound's source")
     parser.add_argument("--video", help="extract: video clip of the wanted sound's source")
     parser.add_argument("--example", help="extract: audio example of the wanted sound")
+    parser.add_argument("--level", choices=("separation", "mixture"), default=None,
+                        help="extract: the target's level from the separated source it most "
+                        "resembles (the default) or from projecting the mixture onto it (cheaper)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--chunk-seconds", type=float, default=10.0,
                         help="longer audio is processed in overlapping chunks of this length")
@@ -135,6 +140,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     extracting = any(v is not None for v in cues.values())
     if extracting and args.num_sources is not None:
         raise SystemExit("use-separate: --num-sources applies to separation, not extraction")
+    if not extracting and args.level is not None:
+        raise SystemExit("use-separate: --level applies to extraction (give a cue), not separation")
     check_writable(args.outdir)
     from tqdm import tqdm
 
@@ -158,7 +165,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     for name, path in tqdm(items, desc="use-separate", unit="file"):
         try:
             if extracting:
-                result: object = use.extract(path, chunk_seconds=args.chunk_seconds, **cues)
+                result: object = use.extract(path, chunk_seconds=args.chunk_seconds,
+                                             level=args.level or "separation", **cues)
             else:
                 result = use.separate(path, num_sources=args.num_sources,
                                       chunk_seconds=args.chunk_seconds)
