@@ -118,6 +118,7 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--image", help="extract: picture of the wanted sound's source")
     parser.add_argument("--video", help="extract: video clip of the wanted sound's source")
     parser.add_argument("--example", help="extract: audio example of the wanted sound")
+    # USEModel's EXTRACT_LEVELS, spelled out: parsing imports nothing of the model.
     parser.add_argument("--level", choices=("separation", "mixture"), default=None,
                         help="extract: the target's level from the separated source it most "
                         "resembles (the default) or from projecting the mixture onto it (cheaper)")
