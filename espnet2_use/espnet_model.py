@@ -465,13 +465,11 @@ class USEModel(AbsESPnetModel):
             counts = torch.as_tensor(num_src, device=speech.device).long().view(-1)
             counts = counts.expand(speech.size(0)) if counts.numel() == 1 else counts
             num_att = max(num_att, int(counts.max()) + 1)
-        attractors, logits, counts, masked, index = self.forward_separate(feats, trunk, counts, num_att)
+        attractors, logits, counts, est, index = self._separated(feats, trunk, counts, num_att, speech, lengths)
         S = max(int(counts.max()), 1)
         sources = speech.new_zeros(speech.size(0), S, T)
         if index.numel() > 0:
-            est = self.forward_decoder(masked, lengths[index], T)
-            est = self.fit_to_mixture(est, index, speech, lengths) * scale[index, None]
-            sources = self._scatter(est, counts, sources.shape)
+            sources = self._scatter(est * scale[index, None], counts, sources.shape)
         out = dict(
             sources=sources, counts=counts, existence_prob=torch.sigmoid(logits),
             attractors=attractors,
@@ -555,6 +553,24 @@ class USEModel(AbsESPnetModel):
             fitted = self._level_from_separation(target, fitted, feats, trunk, speech, lengths)
         return dict(target=fitted * scale[:, None], cue=cues)
 
+    def _separated(
+        self,
+        feats: torch.Tensor,
+        trunk: BackboneOutput,
+        counts: Optional[torch.Tensor],
+        num_attractors: int,
+        speech: torch.Tensor,
+        lengths: torch.Tensor,
+    ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``forward_separate``, then the waveforms [M, T], fitted to their mixtures together
+        (normalised scale), in place of the masked features."""
+        attractors, logits, counts, masked, index = self.forward_separate(feats, trunk, counts, num_attractors)
+        est = masked.new_zeros(0, speech.size(1))
+        if index.numel() > 0:
+            est = self.forward_decoder(masked, lengths[index], speech.size(1))
+            est = self.fit_to_mixture(est, index, speech, lengths)
+        return attractors, logits, counts, est, index
+
     def _level_from_separation(
         self,
         target: torch.Tensor,
@@ -568,13 +584,8 @@ class USEModel(AbsESPnetModel):
 
         Rows the EDA finds no source in (``min_num_src`` 0) keep ``fallback``.
         """
-        T = speech.size(1)
-        _, _, _, masked, index = self.forward_separate(feats, trunk, None, self.max_num_src + 1)
+        _, _, _, est, index = self._separated(feats, trunk, None, self.max_num_src + 1, speech, lengths)
         out = fallback.clone()
-        if index.numel() == 0:
-            return out
-        est = self.forward_decoder(masked, lengths[index], T)
-        est = self.fit_to_mixture(est, index, speech, lengths)  # [M, T]
         for b in index.unique().tolist():
             n = int(lengths[b])
             t = target[b, :n].double()
