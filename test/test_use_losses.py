@@ -119,3 +119,33 @@ def test_same_class_attractors_of_other_mixtures_are_no_infonce_negatives():
     # Unknown classes (-1) mask nothing.
     _, _, nce_unknown, _ = align(attractors, counts, cues, valid, perm, torch.full((2, 2), -1))
     assert torch.isclose(nce_unknown, nce_plain)
+
+
+def test_the_within_mixture_term_trains_the_matching_decision():
+    # Row 0's cue lies between its own two attractors, nearer the wrong one; the batch's
+    # other row makes InfoNCE's denominator mostly attractors of another mixture.
+    a0, a1 = torch.tensor([1.0, 0.0, 0.0]), torch.tensor([0.6, 0.8, 0.0])
+    far = torch.tensor([0.0, 0.0, 1.0])
+    attractors = torch.stack([torch.stack([a0, a1]), torch.stack([far, -far])])  # [2, 2, 3]
+    cue = torch.nn.functional.normalize(0.45 * a0 + 0.55 * a1, dim=0).requires_grad_(True)
+    counts = torch.tensor([2, 2])
+    valid = torch.tensor([[True, False], [False, False]])
+    perm = torch.tensor([[0, 1], [0, 1]])
+
+    def loss_and_match(weight):
+        align = AttractorCueAlignment(temperature=0.1, mse_weight=0.0, within_weight=weight)
+        cues = torch.zeros(2, 2, 3)
+        cues[0, 0] = cue
+        loss, _, nce, match = align(attractors, counts, cues, valid, perm)
+        return loss, nce, match
+
+    plain, nce, match = loss_and_match(0.0)
+    within, _, _ = loss_and_match(1.0)
+    assert match == 0.0  # the cue's nearest own attractor is the wrong one
+    # The added term is the cross-entropy over the cue's own mixture only.
+    own = torch.stack([cue @ a0, cue @ a1]) / (cue.norm() * 0.1)
+    expected = torch.nn.functional.cross_entropy(own[None], torch.tensor([0]))
+    torch.testing.assert_close(within - plain, expected)
+    # Its gradient turns the cue towards its own attractor, away from the other.
+    (grad,) = torch.autograd.grad(within - plain, cue)
+    assert float(-grad @ (a0 - a1)) > 0

@@ -21,19 +21,28 @@ class AttractorCueAlignment(torch.nn.Module):
         temperature: InfoNCE temperature.
         mse_weight: weight of the MSE term.
         nce_weight: weight of the InfoNCE term.
+        within_weight: weight of a cross-entropy over the attractors of the cue's own
+            mixture only (the decision that matching accuracy scores); 0: none.
 
     References:
         USE, arXiv 2512.21215; A. van den Oord et al., "Representation learning with
         contrastive predictive coding", 2018 (InfoNCE).
     """
 
-    def __init__(self, temperature: float = 0.1, mse_weight: float = 1.0, nce_weight: float = 1.0):
+    def __init__(
+        self,
+        temperature: float = 0.1,
+        mse_weight: float = 1.0,
+        nce_weight: float = 1.0,
+        within_weight: float = 0.0,
+    ):
         super().__init__()
         if temperature <= 0:
             raise ValueError(f"temperature must be positive, got {temperature}")
         self.temperature = temperature
         self.mse_weight = mse_weight
         self.nce_weight = nce_weight
+        self.within_weight = within_weight
 
     def forward(
         self,
@@ -91,4 +100,8 @@ class AttractorCueAlignment(torch.nn.Module):
         own = sim.view(-1, B, S)[torch.arange(b_idx.numel(), device=sim.device), b_idx]  # [P, S]
         match = (own.argmax(dim=-1) == target_att).float().mean()
         loss = self.mse_weight * mse + self.nce_weight * nce
+        if self.within_weight > 0:
+            # The matching decision itself: the cue against its own mixture's attractors.
+            within = torch.nn.functional.cross_entropy(own / self.temperature, target_att)
+            loss = loss + self.within_weight * within
         return loss, mse.detach(), nce.detach(), match.detach()
