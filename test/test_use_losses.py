@@ -136,11 +136,11 @@ def test_the_within_mixture_term_trains_the_matching_decision():
         align = AttractorCueAlignment(temperature=0.1, mse_weight=0.0, within_weight=weight)
         cues = torch.zeros(2, 2, 3)
         cues[0, 0] = cue
-        loss, _, nce, match = align(attractors, counts, cues, valid, perm)
-        return loss, nce, match
+        loss, _, _, match = align(attractors, counts, cues, valid, perm)
+        return loss, match
 
-    plain, nce, match = loss_and_match(0.0)
-    within, _, _ = loss_and_match(1.0)
+    plain, match = loss_and_match(0.0)
+    within, _ = loss_and_match(1.0)
     assert match == 0.0  # the cue's nearest own attractor is the wrong one
     # The added term is the cross-entropy over the cue's own mixture only.
     own = torch.stack([cue @ a0, cue @ a1]) / (cue.norm() * 0.1)
@@ -149,3 +149,5 @@ def test_the_within_mixture_term_trains_the_matching_decision():
     # Its gradient turns the cue towards its own attractor, away from the other.
     (grad,) = torch.autograd.grad(within - plain, cue)
     assert float(-grad @ (a0 - a1)) > 0
+    with pytest.raises(ValueError, match="within_weight must be >= 0, got -1"):
+        AttractorCueAlignment(within_weight=-1.0)

@@ -39,6 +39,8 @@ class AttractorCueAlignment(torch.nn.Module):
         super().__init__()
         if temperature <= 0:
             raise ValueError(f"temperature must be positive, got {temperature}")
+        if within_weight < 0:
+            raise ValueError(f"within_weight must be >= 0, got {within_weight}")
         self.temperature = temperature
         self.mse_weight = mse_weight
         self.nce_weight = nce_weight
