@@ -16,6 +16,7 @@ from espnet2_use.separator.use_separator import USESeparator
 
 EPS = 1e-8
 EXTRACT_LEVELS = ("separation", "mixture")
+TSE_TARGETS = ("one", "all")
 STAT_KEYS = (
     "si_snr", "exist_bce", "count_acc", "tse_si_snr", "align_mse", "align_nce", "match_acc",
     "tag_bce", "att_tag_ce",
@@ -43,7 +44,8 @@ class USEModel(AbsESPnetModel):
 
     Losses: EDA branch: PIT SI-SNR over the true sources + ``exist_weight`` * BCE on
     existence (+ ``align_weight`` * L_align when the batch has cues). Cue branch:
-    ``tse_weight`` * negative SI-SNR of the extracted target. Both branches, with
+    ``tse_weight`` * negative SI-SNR of the extracted targets (one per mixture, or
+    every source with a cue: ``tse_targets``). Both branches, with
     ``tag_weight`` > 0: + ``tag_weight`` * multi-label BCE of the trunk's sound tags
     (which classes of the label vocabulary sound in the mixture; the EDA reads the
     same embeddings to count).
@@ -63,6 +65,11 @@ class USEModel(AbsESPnetModel):
             the BCE in nats (below one); with weight 1 the count is learned far later
             than the separation, hence the default of 10.
         tse_weight: weight of the extraction loss.
+        tse_targets: which sources a cue-branch batch extracts in training. ``one``: one
+            source with a cue per mixture, drawn at random. ``all``: every source with a
+            cue, each alone in the mask head as at inference (one pass of the mask head
+            per source rank); the trunk runs once for all of them. Validation extracts
+            the first source with a cue either way.
         align_weight: weight of the attractor-cue alignment loss.
         align_conf: keyword arguments of ``AttractorCueAlignment``.
         tag_weight: weight of the tagging loss (needs a label cue encoder: its
@@ -93,6 +100,7 @@ class USEModel(AbsESPnetModel):
         cue_branch_ratio: float = 0.0,
         exist_weight: float = 10.0,
         tse_weight: float = 1.0,
+        tse_targets: str = "one",
         align_weight: float = 0.0,
         align_conf: Optional[Dict] = None,
         tag_weight: float = 0.0,
@@ -116,6 +124,8 @@ class USEModel(AbsESPnetModel):
                 "model_conf.cue_branch_ratio / align_weight > 0 need a cue network "
                 "(set cue_encoders in the config)"
             )
+        if tse_targets not in TSE_TARGETS:
+            raise ValueError(f"model_conf.tse_targets must be one of {TSE_TARGETS}, got {tse_targets!r}")
         tags = tag_weight > 0 or attractor_tag_weight > 0
         if tags and (cue_network is None or "label" not in cue_network.encoders):
             raise ValueError(
@@ -140,6 +150,7 @@ class USEModel(AbsESPnetModel):
         self.cue_branch_ratio = cue_branch_ratio
         self.exist_weight = exist_weight
         self.tse_weight = tse_weight
+        self.tse_targets = tse_targets
         self.align_weight = align_weight
         self.pit = VariablePITSISNR(clamp_db=si_snr_clamp_db)
         self.align = AttractorCueAlignment(**(align_conf or {}))
@@ -202,6 +213,29 @@ class USEModel(AbsESPnetModel):
     ) -> torch.Tensor:
         """Masked feature maps [M, T', N] for cue vectors [M, D] of batch rows ``index``."""
         return self.separator.mask(trunk, feats, cues, index)
+
+    def _extract_alone(
+        self, feats: torch.Tensor, trunk: BackboneOutput, cues: torch.Tensor, rows: torch.Tensor
+    ) -> torch.Tensor:
+        """``forward_extract`` for cue vectors [M, D] whose batch rows [M] may repeat.
+
+        The mask head's inter-source path joins the queries of one row; cues of one
+        mixture must not see each other (at inference each is extracted alone), so
+        the mask head runs once per rank: the first cue of every row, then the second...
+        """
+        if rows.unique().numel() == rows.numel():
+            return self.forward_extract(feats, trunk, cues, rows)
+        order = torch.argsort(rows, stable=True)
+        sorted_rows = rows[order]
+        starts = torch.searchsorted(sorted_rows, sorted_rows)  # first place of each row
+        rank = torch.empty_like(rows)
+        rank[order] = torch.arange(rows.numel(), device=rows.device) - starts
+        picked, parts = [], []
+        for r in range(int(rank.max()) + 1):
+            sel = (rank == r).nonzero().flatten()
+            picked.append(sel)
+            parts.append(self.forward_extract(feats, trunk, cues[sel], rows[sel]))
+        return torch.cat(parts)[torch.argsort(torch.cat(picked))]
 
     def forward_decoder(self, masked: torch.Tensor, lengths: torch.Tensor, num_samples: int) -> torch.Tensor:
         """Masked features [M, T', N] -> waveforms [M, num_samples]."""
@@ -417,7 +451,7 @@ class USEModel(AbsESPnetModel):
                 )
             else:
                 rows, targets = self._pick_targets(cue_valid)
-                masked = self.forward_extract(feats, trunk, cues[rows, targets], rows)
+                masked = self._extract_alone(feats, trunk, cues[rows, targets], rows)
                 tse_est = self.forward_decoder(masked, lengths[rows], T)
                 loss, s = self.forward_loss_tse(tse_est, refs[rows, targets])
             total = total + loss
@@ -731,7 +765,11 @@ class USEModel(AbsESPnetModel):
         return "tse" if u < self.cue_branch_ratio else "ss"
 
     def _pick_targets(self, cue_valid: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        """One target per row with a cue: random in training, the first in evaluation."""
+        """Targets (rows, source slots): in training every (row, source) with a cue
+        (``tse_targets`` ``all``) or one per row at random; in evaluation the first
+        per row."""
+        if self.training and self.tse_targets == "all":
+            return cue_valid.nonzero(as_tuple=True)
         rows = cue_valid.any(1).nonzero().flatten()
         valid = cue_valid[rows].float()
         if self.training:

@@ -128,9 +128,10 @@ def test_count_that_disagrees_with_references_names_the_utterance():
         model(**batch)
 
 
-def test_stage_two_trains_both_branches_and_tse_and_alignment_losses_fall():
+@pytest.mark.parametrize("tse_targets", ["one", "all"])
+def test_stage_two_trains_both_branches_and_tse_and_alignment_losses_fall(tse_targets):
     torch.manual_seed(0)
-    model = build(cues=True, cue_branch_ratio=0.5, align_weight=1.0)
+    model = build(cues=True, cue_branch_ratio=0.5, align_weight=1.0, tse_targets=tse_targets)
     batch = toy_batch()
     model.eval()
     with torch.no_grad():
@@ -151,6 +152,39 @@ def test_stage_two_trains_both_branches_and_tse_and_alignment_losses_fall():
         _, after, _ = model(**batch)
     assert after["tse_si_snr"] > before["tse_si_snr"] + 3
     assert after["align_mse"] + after["align_nce"] < before["align_mse"] + before["align_nce"]
+
+
+@pytest.mark.parametrize("backbone", ["use_s", "use_b"])
+def test_the_cue_branch_extracts_every_source_with_a_cue_each_alone(backbone):
+    model = build(backbone, cues=True, cue_branch_ratio=1.0, tse_targets="all")
+    batch = toy_batch()  # 1 + 2 + 3 + 2 sources, every one with a label cue
+    calls = []
+    extract = model.forward_extract
+
+    def spy(feats, trunk, cues, index):
+        calls.append(index.clone())
+        return extract(feats, trunk, cues, index)
+
+    model.forward_extract = spy
+    model.train()
+    loss, stats, _ = model(**batch)
+    assert torch.isfinite(loss) and torch.isfinite(stats["tse_si_snr"])
+    assert sorted(torch.cat(calls).tolist()) == [0, 1, 1, 2, 2, 2, 3, 3]
+    # Two cues of one mixture never share a pass: the inter-source path would join them.
+    assert all(c.unique().numel() == c.numel() for c in calls)
+    model.eval()
+    with torch.no_grad():
+        feats, _, trunk = model.forward_encoder(batch["speech_mix"], batch["speech_mix_lengths"])
+        rows = torch.tensor([2, 0, 2, 1, 2])
+        cues = torch.randn(5, 32)
+        together = model._extract_alone(feats, trunk, cues, rows)
+        for i in range(5):  # as if each were extracted by itself, in the order given
+            alone = extract(feats, trunk, cues[i : i + 1], rows[i : i + 1])[0]
+            assert torch.allclose(together[i], alone, atol=1e-5)
+        # Validation keeps one target per mixture (the first with a cue).
+        calls.clear()
+        model(**batch)
+        assert sorted(torch.cat(calls).tolist()) == [0, 1, 2, 3]
 
 
 def test_alignment_with_a_cue_slot_that_no_row_of_the_batch_has():
@@ -295,6 +329,8 @@ def test_model_conf_errors():
         build(max_num_src=0)
     with pytest.raises(ValueError, match="min_num_src must lie in"):
         build(max_num_src=2, min_num_src=3)
+    with pytest.raises(ValueError, match="tse_targets must be one of"):
+        build(cues=True, tse_targets="every")
 
 
 @pytest.mark.parametrize("stage2_tags", [True, False])
