@@ -223,8 +223,6 @@ class USEModel(AbsESPnetModel):
         mixture must not see each other (at inference each is extracted alone), so
         the mask head runs once per rank: the first cue of every row, then the second...
         """
-        if rows.unique().numel() == rows.numel():
-            return self.forward_extract(feats, trunk, cues, rows)
         order = torch.argsort(rows, stable=True)
         sorted_rows = rows[order]
         starts = torch.searchsorted(sorted_rows, sorted_rows)  # first place of each row
