@@ -42,6 +42,9 @@ pretrained_in_wheels = [
 ]
 extras_require = {
     "demo": pretrained_in_wheels,
+    # What ESPnet's own recipe scripts (egs2/*/enh1/enh.sh and the scripts it calls) import:
+    # a lab running USE through its enh.sh needs them in the same venv.
+    "recipe": ["espnet[recipe]>=202412"],
     "test": ["pytest>=7"] + pretrained_in_wheels,
 }
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds tools/venv: Python 3.11, the pinned wheels of tools/constraints.txt, this package
-# installed editable with its demo and test extras; then `pip check`, an import smoke test, and
+# installed editable with its demo, test and recipe extras (recipe: ESPnet's espnet[recipe], what
+# its egs2 shell scripts import); then `pip check`, an import smoke test, and
 # tools/activate_python.sh, which every egs2/*/use1/path.sh sources.
 #
 # Usage: tools/setup.sh            (or: cd tools && make)
@@ -57,6 +58,7 @@ rm -f "${marker}"
 smoke_test() {
     "${venv}/bin/python" - <<'EOF'
 import torch, torchaudio, torchvision, timm, transformers, kaldiio, sentencepiece  # noqa: F401
+import resampy  # noqa: F401  (espnet[recipe]: stage 3 of ESPnet's enh.sh imports it)
 import espnet2.tasks.enh, espnet2.tasks.enh_tse  # noqa: F401
 import espnet2_use  # noqa: F401
 print("torch", torch.__version__, "torchaudio", torchaudio.__version__,
@@ -78,7 +80,7 @@ install() {
     "${venv}/bin/python" -m pip install --quiet --disable-pip-version-check \
         -c "${constraints}" pip setuptools || return 1
     "${venv}/bin/python" -m pip install --disable-pip-version-check --progress-bar off \
-        -c "${constraints}" -e "${repo_dir}[demo,test]" || return 1
+        -c "${constraints}" -e "${repo_dir}[demo,test,recipe]" || return 1
     "${venv}/bin/python" -m pip check || return 1
     smoke_test || return 1
 }
