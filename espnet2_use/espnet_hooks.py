@@ -13,7 +13,9 @@ in ``sys.meta_path`` and imports nothing of ESPnet. From then on, in that proces
 - when ``espnet2.bin.enh_inference`` finishes loading, ``SeparateSpeech`` returns
   only the counted sources of a counting USE model, so that ``enh_inference``
   writes ``spk{k}.scp`` entries for the sources the EDA counted and no others (the
-  layout ``enh_scoring --flexible_numspk true`` reads);
+  layout ``enh_scoring --flexible_numspk true`` reads), and its ``inference`` leaves
+  ``spk1.scp`` .. ``spk{num_spk}.scp`` in the output folder (empty where no utterance
+  had that many), which ``enh.sh``'s stage 7 concatenates;
 - while ``g2p_en`` loads (ESPnet's phoneme tokenizer imports it), NLTK's downloader
   is not called: on an offline machine it prints connection errors on every start.
   USE never tokenizes phonemes; a program that does gets NLTK's own ``LookupError``
@@ -119,8 +121,46 @@ def counted_sources(call: Callable) -> Callable:
     return __call__
 
 
+def every_output_list(inference: Callable) -> Callable:
+    """Wrap ``enh_inference.inference``: a counting USE model leaves ``spk1.scp`` ..
+    ``spk{num_spk}.scp`` in its output folder, empty where no utterance of the job had
+    that many sources.
+
+    ESPnet writes a ``spk{k}.scp`` when its first line comes; ``enh.sh``'s stage 7 then
+    concatenates ``spk1.scp`` .. ``spk{inf_num}.scp`` of every job and stops at a missing
+    one, which a job of few utterances (or one, as stage 7 splits small sets) often has.
+
+    Args:
+        inference: the original ``espnet2.bin.enh_inference.inference``.
+    """
+    if getattr(inference, "_use_counting", False):
+        return inference
+
+    @functools.wraps(inference)
+    def wrapped(*args, **kwargs):
+        result = inference(*args, **kwargs)
+        output_dir, train_config = kwargs.get("output_dir"), kwargs.get("train_config")
+        if output_dir is None or train_config is None:
+            return result
+        import yaml
+
+        with open(train_config, encoding="utf-8") as f:
+            conf = yaml.safe_load(f) or {}
+        counting = conf.get("separator") == NAME and (conf.get("model_conf") or {}).get("flexible_numspk")
+        if counting:
+            for k in range(1, int((conf.get("separator_conf") or {}).get("num_spk", 2)) + 1):
+                scp = os.path.join(output_dir, f"spk{k}.scp")
+                if not os.path.exists(scp):
+                    open(scp, "a").close()
+        return result
+
+    wrapped._use_counting = True
+    return wrapped
+
+
 def _after_enh_inference(module: ModuleType) -> None:
     module.SeparateSpeech.__call__ = counted_sources(module.SeparateSpeech.__call__)
+    module.inference = every_output_list(module.inference)
 
 
 @contextlib.contextmanager

@@ -344,30 +344,65 @@ class ReferenceSet:
 
     @classmethod
     def load(cls, root: PathLike) -> "ReferenceSet":
-        """Reads ``wav.scp``, ``spk{k}.scp`` and ``utt2num_src`` and checks their keys."""
+        """Reads ``wav.scp``, ``spk{k}.scp`` and ``utt2num_src`` and checks their keys.
+
+        ESPnet's ``enh.sh`` layouts (``dump/raw/<set>``) are read too: a ``spk1.scp``
+        whose lines list every source of a mixture (``--variable_num_refs true``) gives
+        each utterance as many sources as its line has columns, and without
+        ``utt2num_src`` an utterance has one source per ``spk{k}.scp`` that lists it.
+        Where ``utt2num_src`` exists it must agree.
+        """
         root = Path(root)
         if not root.is_dir():
             raise DataDirError(f"{root}: reference data directory not found")
         wav = read_kaldi_map(root / "wav.scp")
-        num_src = read_int_map(root / "utt2num_src")
         spk = {k: read_kaldi_map(p) for k, p in spk_scp_files(root).items()}
         if not spk:
             raise DataDirError(f"{root}: no spk1.scp .. spkK.scp reference files")
-        for name, keys in [("utt2num_src", num_src)] + [
-            (REFERENCE.file_name(k), m) for k, m in spk.items()
-        ]:
-            missing = [u for u in wav if u not in keys]
-            if missing:
+        has_counts = (root / "utt2num_src").is_file()
+        many_columns = len(spk) == 1 and any(len(e.value.split()) > 1 for e in spk[1].values())
+        if has_counts and not many_columns:
+            num_src = read_int_map(root / "utt2num_src")
+            for name, keys in [("utt2num_src", num_src)] + [
+                (REFERENCE.file_name(k), m) for k, m in spk.items()
+            ]:
+                missing = [u for u in wav if u not in keys]
+                if missing:
+                    raise DataDirError(
+                        f"{root / name}: utterance {missing[0]!r} of {root / 'wav.scp'} is "
+                        f"missing ({len(missing)} missing in all)"
+                    )
+            for utt, n in num_src.items():
+                if not 1 <= n <= len(spk):
+                    raise DataDirError(
+                        f"{root / 'utt2num_src'}: utterance {utt!r} has {n} sources, "
+                        f"expected 1..{len(spk)} (the number of spk*.scp files)"
+                    )
+            return cls(root, wav, spk, num_src)
+        if many_columns:
+            # Column k of an utterance's line is its source k; errors name spk1.scp's line.
+            rows = {utt: (e, e.value.split()) for utt, e in spk[1].items()}
+            spk = {k: {} for k in range(1, max(len(cols) for _, cols in rows.values()) + 1)}
+            for utt, (entry, cols) in rows.items():
+                for k, path in enumerate(cols, start=1):
+                    spk[k][utt] = Entry(path, entry.path, entry.line)
+        num_src = {}
+        for utt in wav:
+            listed = [k for k in spk if utt in spk[k] and spk[k][utt].value]
+            if listed != list(range(1, len(listed) + 1)) or not listed:
                 raise DataDirError(
-                    f"{root / name}: utterance {missing[0]!r} of {root / 'wav.scp'} is "
-                    f"missing ({len(missing)} missing in all)"
+                    f"{root}: utterance {utt!r} of {root / 'wav.scp'} has references in "
+                    f"[{', '.join(REFERENCE.file_name(k) for k in listed)}]; expected "
+                    "spk1.scp .. spkN.scp without gaps (or the sources as columns of spk1.scp)"
                 )
-        for utt, n in num_src.items():
-            if not 1 <= n <= len(spk):
-                raise DataDirError(
-                    f"{root / 'utt2num_src'}: utterance {utt!r} has {n} sources, "
-                    f"expected 1..{len(spk)} (the number of spk*.scp files)"
-                )
+            num_src[utt] = len(listed)
+        if has_counts:
+            for utt, n in read_int_map(root / "utt2num_src").items():
+                if utt in num_src and n != num_src[utt]:
+                    raise DataDirError(
+                        f"{root / 'utt2num_src'}: utterance {utt!r} has {n} sources, but "
+                        f"{num_src[utt]} references are listed for it"
+                    )
         return cls(root, wav, spk, num_src)
 
     @property

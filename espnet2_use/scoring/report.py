@@ -284,8 +284,8 @@ def render_ss(result: Mapping[str, Any], level: int = 3) -> str:
     est_cols = sorted({e for row in cnt["confusion"].values() for e in map(int, row)})
     lines += [
         "",
-        f"Source counting ({meta.get('count_source', 'estimated count')} vs reference "
-        f"`utt2num_src`): accuracy {_pct(cnt['accuracy'])} over {cnt['num_utts']} utterances; "
+        f"Source counting ({meta.get('count_source', 'estimated count')} vs the "
+        f"reference count): accuracy {_pct(cnt['accuracy'])} over {cnt['num_utts']} utterances; "
         f"under / equal / over: {_pct(cnt['under'])} / {_pct(cnt['equal'])} / {_pct(cnt['over'])}.",
         "",
     ]
