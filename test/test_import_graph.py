@@ -24,6 +24,9 @@ FLOORS: Dict[str, int] = {
     "extractor": 4,
     "espnet_model": 4,
     "train": 5,
+    # USEModel from a config, for the training task and for inference alike: below
+    # both, so that inference builds a model without ESPnet's task modules.
+    "model_builder": 5,
     "tasks": 6,
     "inference": 7,
     "scoring": 7,

@@ -16,7 +16,7 @@ inference call the same ``extract``/``extract_batch``, so a cached cue and a
 cue given at inference go through one code path.
 """
 from abc import ABC, abstractmethod
-from typing import List, Tuple
+from typing import Dict, List, Mapping, Tuple
 
 import numpy as np
 import torch
@@ -72,6 +72,18 @@ class AbsCueEncoder(torch.nn.Module, ABC):
             One array per raw cue, in order.
         """
         return [self.extract(raw) for raw in raws]
+
+    @classmethod
+    def conf_from_weights(
+        cls, conf: Dict, state: Mapping[str, torch.Tensor], prefix: str
+    ) -> Dict:
+        """``conf`` completed from trained weights (``prefix``: this encoder's keys).
+
+        Building an encoder to run a trained model should not load a frozen network
+        only to learn a size that the weights already show; encoders with such a size
+        fill it in here. The default: ``conf`` as it is.
+        """
+        return conf
 
     def bind(self, embed) -> None:
         """Take the host model's audio embedding function (see ``USECueNetwork.bind``).
@@ -136,3 +148,12 @@ def check_batch(
             f"{name}: a length {int(x_lens.max())} exceeds the padded length "
             f"{x.shape[1]}"
         )
+
+
+def proj_feature_dim(conf: Dict, state: Mapping[str, torch.Tensor], prefix: str) -> Dict:
+    """``conf`` with ``feature_dim`` (when unset) read from the input width of the
+    trained ``proj`` layer: the frozen network's feature size."""
+    weight = state.get(prefix + "proj.weight")
+    if conf.get("feature_dim") is not None or weight is None:
+        return conf
+    return dict(conf, feature_dim=int(weight.shape[1]))  # proj: [D, feature_dim]

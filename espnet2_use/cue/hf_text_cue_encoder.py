@@ -1,11 +1,12 @@
 """Text cue encoder over a frozen Hugging Face transformers model (cached)."""
+import json
 import os
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
 import torch
 
-from espnet2_use.cue.abs_cue_encoder import AbsCueEncoder, check_batch, length_mask
+from espnet2_use.cue.abs_cue_encoder import AbsCueEncoder, check_batch, length_mask, proj_feature_dim
 
 
 class HFTextCueEncoder(AbsCueEncoder):
@@ -89,6 +90,13 @@ class HFTextCueEncoder(AbsCueEncoder):
         self.proj = torch.nn.Linear(self._feature_dim, output_dim)
         self.norm = torch.nn.LayerNorm(output_dim)
 
+    @classmethod
+    def conf_from_weights(
+        cls, conf: Dict, state: Mapping[str, torch.Tensor], prefix: str
+    ) -> Dict:
+        # feature_dim from the weights: no frozen network built to learn it.
+        return proj_feature_dim(conf, state, prefix)
+
     @property
     def output_dim(self) -> int:
         return self._output_dim
@@ -106,8 +114,22 @@ class HFTextCueEncoder(AbsCueEncoder):
 
     def _config_hidden_size(self) -> Optional[int]:
         """Hidden size from the folder's config, None if the folder is absent."""
-        if not os.path.isfile(os.path.join(self.model_path, "config.json")):
+        path = os.path.join(self.model_path, "config.json")
+        if not os.path.isfile(path):
             return None
+        # Read the size from the JSON when it is written there under its own name:
+        # building the encoder (e.g. to separate with a model that could take text
+        # cues) then does not import transformers (about 1 s); AutoConfig resolves
+        # the other spellings (DistilBERT's "dim").
+        try:
+            with open(path, encoding="utf-8") as f:
+                raw = json.load(f)
+        except (OSError, ValueError):
+            raw = {}
+        if isinstance(raw, dict):
+            key = "d_model" if raw.get("is_encoder_decoder") else "hidden_size"
+            if isinstance(raw.get(key), int):
+                return int(raw[key])
         from transformers import AutoConfig
 
         config = AutoConfig.from_pretrained(self.model_path, local_files_only=True)

@@ -1,7 +1,7 @@
 """Text cue encoder over sentencepiece tokens, trained with the model (not cached)."""
 import math
 import os
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 import numpy as np
 import torch
@@ -25,6 +25,10 @@ class SPMTextCueEncoder(AbsCueEncoder):
         hidden_dim: feed-forward width, 4 * output_dim when None.
         dropout: dropout of the Transformer layers.
         max_length: captions are truncated to this many pieces.
+        vocab_size: number of pieces (rows of the embedding). None: read from
+            ``bpemodel`` when the encoder is built. Given (at inference, from the
+            trained weights), sentencepiece is loaded on the first caption instead,
+            and the model's piece count must equal it.
     """
 
     modality = "text"
@@ -39,6 +43,7 @@ class SPMTextCueEncoder(AbsCueEncoder):
         hidden_dim: Optional[int] = None,
         dropout: float = 0.1,
         max_length: int = 64,
+        vocab_size: Optional[int] = None,
     ):
         super().__init__()
         if output_dim <= 0 or output_dim % num_heads != 0:
@@ -52,7 +57,8 @@ class SPMTextCueEncoder(AbsCueEncoder):
         self.max_length = max_length
         self._output_dim = output_dim
         self._sp = None  # sentencepiece processor, not a Module: never in state_dict
-        vocab_size = self._processor().GetPieceSize()
+        if vocab_size is None:
+            vocab_size = self._processor().GetPieceSize()
 
         self.embed = torch.nn.Embedding(vocab_size, output_dim)
         layer = torch.nn.TransformerEncoderLayer(
@@ -71,6 +77,16 @@ class SPMTextCueEncoder(AbsCueEncoder):
             norm=torch.nn.LayerNorm(output_dim),
             enable_nested_tensor=False,
         )
+
+    @classmethod
+    def conf_from_weights(
+        cls, conf: Dict, state: Mapping[str, torch.Tensor], prefix: str
+    ) -> Dict:
+        # The piece count from the weights: sentencepiece loads on the first caption.
+        weight = state.get(prefix + "embed.weight")
+        if conf.get("vocab_size") is not None or weight is None:
+            return conf
+        return dict(conf, vocab_size=int(weight.shape[0]))  # embed: [vocab, D]
 
     @property
     def output_dim(self) -> int:
@@ -109,6 +125,12 @@ class SPMTextCueEncoder(AbsCueEncoder):
                 raise ValueError(
                     f"{self.bpemodel!r} is not a sentencepiece model: {e}"
                 ) from e
+            # (Built without vocab_size, the embedding takes its size from here.)
+            if "embed" in self._modules and sp.GetPieceSize() != self.vocab_size:
+                raise ValueError(
+                    f"{self.bpemodel!r} has {sp.GetPieceSize()} pieces, the encoder's "
+                    f"embedding {self.vocab_size}: not the tokenizer it was trained with"
+                )
             self._sp = sp
         return self._sp
 

@@ -2,12 +2,12 @@
 import os
 import re
 import sys
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
 import torch
 
-from espnet2_use.cue.abs_cue_encoder import AbsCueEncoder, check_batch, length_mask
+from espnet2_use.cue.abs_cue_encoder import AbsCueEncoder, check_batch, length_mask, proj_feature_dim
 
 # Decoded with PIL as one frame; any other file is opened as a video with PyAV.
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
@@ -334,6 +334,13 @@ class TimmVideoCueEncoder(AbsCueEncoder):
         self.proj = torch.nn.Linear(self._feature_dim, output_dim)
         self.frame_pos = torch.nn.Embedding(num_frames, output_dim)
         self.norm = torch.nn.LayerNorm(output_dim)
+
+    @classmethod
+    def conf_from_weights(
+        cls, conf: Dict, state: Mapping[str, torch.Tensor], prefix: str
+    ) -> Dict:
+        # feature_dim from the weights: no frozen network built to learn it.
+        return proj_feature_dim(conf, state, prefix)
 
     @property
     def output_dim(self) -> int:

@@ -8,9 +8,7 @@ separation, each source keeps its identity across chunks (see ``_SourceTracker``
 """
 import logging
 import os
-import tempfile
 import warnings
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple, Union
@@ -22,7 +20,7 @@ import yaml
 from espnet2_use.espnet_model import EXTRACT_LEVELS, USEModel
 from espnet2_use.inference.chunking import _SourceTracker, chunk_starts, chunk_windows
 from espnet2_use.inference.packing import MODEL_FILE_PREFERENCE, PACK_CONFIG, PACK_MODEL, recipe_root, unpack
-from espnet2_use.tasks.use import USETask
+from espnet2_use.model_builder import build_use_model, conf_from_weights, load_weights, read_weights
 from espnet2_use.utils.audio import SILENCE_RMS, read_audio, resample, rms
 
 AudioLike = Union[str, os.PathLike, np.ndarray, torch.Tensor]
@@ -142,14 +140,17 @@ class USE:
                 value = spec_conf.get(key)
                 if isinstance(value, str) and value and not os.path.isabs(value):
                     spec_conf[key] = str(root / value)
-        with tempfile.TemporaryDirectory() as tmp:
-            resolved = Path(tmp) / "config.yaml"
-            resolved.write_text(yaml.safe_dump(conf), encoding="utf-8")
-            try:
-                model, args = USETask.build_model_from_file(resolved, model_file, device)
-            except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as e:
-                raise ValueError(f"{model_file}: cannot load the model weights ({e})") from e
-        return cls(model, fs=getattr(args, "sample_rate", 8000), device=device)
+        # The model's own classes only, never ESPnet's task (see model_builder).
+        state = read_weights(model_file, device)
+        model = build_use_model(conf_from_weights(conf, state), initialize=False)
+        if device != "mps":  # as ESPnet: the model on the device before loading
+            model.to(device)
+        if conf.get("use_adapter"):
+            from espnet2.layers.create_adapter import create_adapter
+
+            create_adapter(model, conf.get("adapter"), conf.get("adapter_conf"))
+        load_weights(model, state, model_file)
+        return cls(model, fs=conf.get("sample_rate") or 8000, device=device)
 
     @classmethod
     def from_exp(

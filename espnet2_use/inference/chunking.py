@@ -3,7 +3,7 @@ that keeps each separated source's identity across chunks."""
 from typing import List, Optional
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
+
 
 def chunk_starts(num_samples: int, chunk: int, overlap: int) -> List[int]:
     """Start of every chunk: a hop of ``chunk - overlap``; the last chunk ends at the
@@ -93,6 +93,9 @@ class _SourceTracker:
         owner = [-1] * len(est)
         if self.attractors and len(est):
             scores = self._score(att, est, start)
+            # scipy.optimize costs 0.3 s to import: paid by long recordings only.
+            from scipy.optimize import linear_sum_assignment
+
             rows, cols = linear_sum_assignment(-scores)
             for s, g in zip(rows, cols):
                 if scores[s, g] >= self.new_source_score:

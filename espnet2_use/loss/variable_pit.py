@@ -2,7 +2,6 @@
 from typing import Optional, Tuple
 
 import torch
-from scipy.optimize import linear_sum_assignment
 
 
 def si_snr(est: torch.Tensor, ref: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
@@ -74,6 +73,10 @@ class VariablePITSISNR(torch.nn.Module):
         matrix_np = matrix.detach().cpu().numpy()
         active_np = active.cpu().numpy()
         perm = torch.full((B, S), -1, dtype=torch.long)
+        # scipy.optimize costs 0.3 s to import; inference (which imports this module
+        # with the model) never needs it.
+        from scipy.optimize import linear_sum_assignment
+
         for b, n in enumerate(counts_list):
             cost = matrix_np[b, :n, :n].copy()
             cost[:, ~active_np[b, :n]] = 0.0  # silent references: any estimate will do

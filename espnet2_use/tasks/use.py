@@ -1,6 +1,5 @@
 """The ``use`` task: training and inference of USEModel on ESPnet's trainer."""
 import argparse
-import inspect
 from typing import Callable, Collection, Dict, List, Optional, Tuple
 
 import numpy as np
@@ -9,17 +8,16 @@ from typeguard import typechecked
 
 from espnet2.tasks.abs_task import AbsTask
 from espnet2.tasks.enh import decoder_choices, encoder_choices
-from espnet2.torch_utils.initialize import initialize
 from espnet2.train.class_choices import ClassChoices
 from espnet2.train.collate_fn import CommonCollateFn
 from espnet2.utils.get_default_kwargs import get_default_kwargs
 from espnet2.utils.nested_dict_action import NestedDictAction
 from espnet2.utils.types import int_or_none, str2bool, str_or_none
-from espnet2_use.cue import cue_encoder_specs
-from espnet2_use.cue.cue_network import USECueNetwork
 from espnet2_use.data.layout import REFERENCE, SOURCE_FILES
 from espnet2_use.espnet_model import USEModel
-from espnet2_use.separator.use_separator import USESeparator, backbone_choices
+from espnet2_use.model_builder import SEPARATORS, build_use_model
+from espnet2_use.model_builder import separator_conf_with_rate  # noqa: F401 (its old home)
+from espnet2_use.separator.use_separator import USESeparator
 from espnet2_use.train.budget_trainer import BudgetTrainer
 from espnet2_use.train.preprocessor import USEPreprocessor
 
@@ -27,39 +25,12 @@ from espnet2_use.train.preprocessor import USEPreprocessor
 # task offers only that one; ESPnet's enh task lists it among all others.
 use_separator_choices = ClassChoices(
     name="separator",
-    classes=dict(use=USESeparator),
+    classes=dict(SEPARATORS),
     type_check=USESeparator,
     default="use",
 )
 
 MAX_SOURCES = 16
-
-
-def separator_conf_with_rate(args: argparse.Namespace) -> Dict:
-    """``separator_conf`` with the task's ``sample_rate`` handed to a backbone that takes one.
-
-    The sample rate is set once, as ``sample_rate``; a backbone that lays out its
-    bands by frequency (``use_b``: ``fs``) gets it from there. A ``backbone_conf.fs``
-    in the config must equal it.
-    """
-    conf = dict(args.separator_conf or {})
-    name = conf.get("backbone", inspect.signature(USESeparator).parameters["backbone"].default)
-    backbone = backbone_choices.get(name)
-    if backbone is None or "fs" not in inspect.signature(backbone).parameters:
-        return conf
-    rate = getattr(args, "sample_rate", None)
-    backbone_conf = dict(conf.get("backbone_conf") or {})
-    given = backbone_conf.get("fs")
-    if rate is None:
-        return conf
-    if given is not None and int(given) != int(rate):
-        raise ValueError(
-            f"separator_conf.backbone_conf.fs {given} differs from sample_rate {rate}: the "
-            "sample rate is set once, as sample_rate (drop backbone_conf.fs)"
-        )
-    backbone_conf["fs"] = int(rate)
-    conf["backbone_conf"] = backbone_conf
-    return conf
 
 
 class USETask(AbsTask):
@@ -180,31 +151,5 @@ class USETask(AbsTask):
     @classmethod
     @typechecked
     def build_model(cls, args: argparse.Namespace) -> USEModel:
-        encoder = encoder_choices.get_class(args.encoder)(**args.encoder_conf)
-        separator = use_separator_choices.get_class(args.separator)(
-            encoder.output_dim, **separator_conf_with_rate(args)
-        )
-        decoder = decoder_choices.get_class(args.decoder)(**args.decoder_conf)
-        cue_encoders = cue_encoder_specs(
-            getattr(args, "cue_encoders", None), getattr(args, "cue_example", False)
-        )
-        cue_network = None
-        if cue_encoders:
-            cue_network = USECueNetwork(
-                separator.emb_dim,
-                encoders=cue_encoders,
-                fusion_conf=getattr(args, "cue_fusion_conf", None),
-                sample_rate=getattr(args, "sample_rate", None),
-            )
-        model = USEModel(
-            encoder=encoder,
-            separator=separator,
-            decoder=decoder,
-            cue_network=cue_network,
-            **args.model_conf,
-        )
-        if args.init is not None:
-            initialize(model, args.init)
-        return model
-
-
+        # One builder for training and inference (espnet2_use.model_builder).
+        return build_use_model(args)

