@@ -218,3 +218,65 @@ def test_bad_weights_are_a_clear_error(packed, tmp_path):
     torch.save(state, target / "model.pth")
     with pytest.raises(ValueError, match="(?s)model.pth: cannot load the model weights .*size mismatch"):
         USE.from_files(target / "config.yaml", target / "model.pth", root=target)
+
+
+# ----------------------------------------------------------- the command line's habits
+def test_one_call_loads_the_model_once_with_o_for_outdir(packed, tmp_path, monkeypatch):
+    from espnet2_use import USE
+    from espnet2_use.bin import use_separate
+
+    loads = []
+    original = USE.from_packed.__func__
+    monkeypatch.setattr(USE, "from_packed", classmethod(lambda cls, *a, **k: loads.append(a) or original(cls, *a, **k)))
+    second = tmp_path / "second.wav"
+    second.write_bytes(Path(packed["mixture"]).read_bytes())
+    out = tmp_path / "out"
+    assert use_separate.main(["--model", str(packed["pack"]), packed["mixture"], str(second), "-o", str(out)]) == 0
+    assert len(loads) == 1
+    for name in ("mix", "second"):
+        manifest = json.loads((out / name / "manifest.json").read_text())
+        assert manifest["count"] >= 1 and all(Path(s["path"]).is_file() for s in manifest["sources"])
+
+
+def test_plot_without_references_has_no_empty_panel(packed):
+    from espnet2_use.scoring.plot import spectrogram_figure
+
+    wav, fs = sf.read(packed["mixture"], dtype="float32")
+    fig = spectrogram_figure(wav, [], [0.5 * wav, 0.25 * wav], fs, titles=["mixture", "1: a", "2: b"])
+    panels = [ax for ax in fig.axes if ax.images and ax.get_title()]
+    assert [ax.get_title() for ax in panels] == ["mixture", "1: a", "2: b"]
+    fig.canvas.draw()
+    widths = [ax.get_position().width for ax in panels]
+    assert min(widths) > 0.9 * max(widths)  # the estimates as wide as the mixture
+    with_refs = spectrogram_figure(wav, [wav], [wav], fs)
+    with_refs.canvas.draw()
+    halves = [ax.get_position().width for ax in with_refs.axes if ax.images and ax.get_title() != "mixture"]
+    assert len(halves) == 2 and max(halves) < 0.6 * max(ax.get_position().width for ax in with_refs.axes)
+
+
+def test_a_source_scored_below_the_threshold_is_unknown(packed):
+    from espnet2_use import USE
+
+    use = USE.from_packed(packed["pack"])
+    use.name_threshold = -1.0  # cosine scores: every source named
+    named = use.separate(packed["mixture"])
+    assert set(named.names) <= set(LABELS)
+    use.name_threshold = max(named.name_scores) + 1e-6
+    result = use.separate(packed["mixture"])
+    assert result.names == ["unknown"] * result.count and result.name_scores == named.name_scores
+
+
+def test_choose_name_threshold_prints_a_choice(packed, capsys):
+    from tiny_data import write_set
+
+    script = Path(__file__).resolve().parents[1] / "egs2/mini_use/use1/local/choose_name_threshold.py"
+    spec = importlib.util.spec_from_file_location("choose_name_threshold", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    valid = write_set(packed["root"], "valid", [2, 3, 1], seed=2)
+    assert module.main(["--model", str(packed["pack"]), "--data_dir", str(valid)]) == 0
+    printed = capsys.readouterr().out
+    assert "chosen name_threshold:" in printed and "right decisions" in printed
+    assert module.choose([(0.9, True), (0.8, True), (0.4, False), (0.2, False)])[0] == 0.8
+    assert module.choose([(0.9, False), (0.1, True)])[0] == float("-inf")  # a tie: name more
+    assert module.choose([(0.9, False), (0.5, False)])[0] == float("inf")  # no name is right

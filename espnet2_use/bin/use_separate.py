@@ -1,9 +1,10 @@
 """``use-separate``: separate or extract sounds from audio files with a trained USE model.
 
 Inputs: audio files, folders (searched recursively for --ext), or Kaldi ``wav.scp``
-lists. Per input, the outputs go to ``<outdir>/<name>/``: one wav per separated
-source, named by its index and the label the model gives it (``1_siren.wav``,
-``2_unknown.wav``), or ``target.wav`` for extraction, and ``manifest.json`` with
+lists, all separated with one loading of the model. Per input, the outputs go to
+``<outdir>/<name>/`` (``-o``): one wav per separated source, named by its index and
+the label the model gives it (``1_siren.wav``; ``2_unknown.wav`` when no label scores
+--name-threshold), or ``target.wav`` for extraction, and ``manifest.json`` with
 the count, names, scores, existence probabilities and output paths; ``--plot`` adds
 ``spectrogram.png``. An extracted target takes the level of the separated source it
 most resembles (``--level mixture``: of the projection of the mixture onto it, without
@@ -11,11 +12,12 @@ the separation). Files are written whole (temporary name, then rename). An input
 that cannot be read is reported and skipped; the exit status is 1 when any failed.
 
 Examples:
-    use-separate --model exp/use/use_model.zip mixture.wav --outdir out
+    use-separate --model exp/use/use_model.zip mixture.wav -o out
     use-separate --model use_model.zip recordings/ --num-sources 2 --plot
     use-separate --model use_model.zip street.wav --text "a dog barking" --label dog
 """
 import argparse
+import gc
 import os
 import sys
 import tempfile
@@ -24,7 +26,7 @@ from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 # Start-up: argument parsing (--help, a mistyped option) imports nothing heavy; the
-# model stack (torch, ESPnet's task, plotting) is imported once the arguments are
+# model stack (torch, the model's own classes, plotting) is imported once the arguments are
 # valid. Timed by tools/bench_startup.py.
 
 DEFAULT_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".m4a")
@@ -111,7 +113,8 @@ def get_parser() -> argparse.ArgumentParser:
     model = parser.add_mutually_exclusive_group(required=True)
     model.add_argument("--model", help="packed model (the recipe's stage-8 zip file)")
     model.add_argument("--exp-dir", help="a training directory (config.yaml + weights)")
-    parser.add_argument("--outdir", default="use_output", type=Path)
+    parser.add_argument("-o", "--outdir", default="use_output", type=Path,
+                        help="where the outputs go, one folder per input (default: %(default)s)")
     parser.add_argument("--num-sources", type=int, default=None, help="force the count")
     parser.add_argument("--text", help="extract: caption of the wanted sound")
     parser.add_argument("--label", help="extract: class name of the wanted sound")
@@ -126,6 +129,9 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--chunk-seconds", type=float, default=10.0,
                         help="longer audio is processed in overlapping chunks of this length")
     parser.add_argument("--plot", action="store_true", help="write a spectrogram PNG per input")
+    parser.add_argument("--name-threshold", type=float, default=None,
+                        help="a separated source whose best label score (cosine) is below this "
+                        "is named 'unknown' (default: USE.name_threshold, 0.3)")
     parser.add_argument("--ext", nargs="+", default=list(DEFAULT_EXTENSIONS),
                         help="extensions searched for in folders")
     parser.add_argument("--text-model", help="override the path of the HF text encoder")
@@ -159,6 +165,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             use = USE.from_exp(args.exp_dir, device=args.device, overrides=overrides)
     except (OSError, ValueError) as e:
         raise SystemExit(f"use-separate: cannot load the model: {e}")
+    if args.name_threshold is not None:
+        use.name_threshold = args.name_threshold
     items = list(iter_inputs(args.inputs, tuple(e.lower() for e in args.ext)))
     if not items:
         raise SystemExit(f"use-separate: no input audio found in {args.inputs} (extensions {args.ext})")
@@ -185,7 +193,11 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 def cli() -> None:
-    sys.exit(main())
+    code = main()
+    # Every output is written and closed by now. Interpreter shutdown with torch
+    # loaded spends about 1 s collecting garbage; frozen objects are skipped.
+    gc.freeze()
+    sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ separation, each source keeps its identity across chunks (see ``_SourceTracker``
 """
 import logging
 import os
+import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -96,7 +97,14 @@ class USE:
         model: the trained USEModel.
         fs: the model's sample rate.
         device: where to run.
-        name_threshold: below this cosine score a separated source is ``unknown``.
+        name_threshold: a separated source is named by the label whose cue vector is
+            most similar to its attractor, and called ``unknown`` when that cosine
+            score (in [-1, 1]) is below this. The default 0.3 was set by hand when this
+            API was written, not chosen on data: no trained model's scores were looked
+            at. ``egs2/mini_use/use1/local/choose_name_threshold.py`` chooses it for a
+            model on a validation set (the score that maximises right decisions: a
+            right name shown, or ``unknown`` in place of a wrong one); set the
+            attribute (or ``use-separate --name-threshold``) to what it prints.
     """
 
     def __init__(
@@ -184,11 +192,20 @@ class USE:
 
         Frozen pretrained cue encoders (HF text model, timm weights) are not inside
         the pack; their recorded paths are used unless ``overrides`` gives others.
+        The pack's files go to ``cache_dir`` (kept), else to a temporary folder that
+        is removed with the model.
         """
+        unpacked = None
+        if cache_dir is None:
+            # Removed with the model (or at exit): a cue encoder may read its packed
+            # file (the sentencepiece model) only on its first cue.
+            unpacked = tempfile.TemporaryDirectory(prefix="use_model_")
+            cache_dir = unpacked.name
         target, meta = unpack(path, cache_dir)
         use = cls.from_files(target / PACK_CONFIG, target / PACK_MODEL, device, root=target,
                              overrides=overrides)
         use.meta = meta
+        use._unpacked = unpacked
         return use
 
     # ------------------------------------------------------------------ helpers

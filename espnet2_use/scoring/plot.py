@@ -60,34 +60,20 @@ def log_magnitude(signal: ArrayLike, n_fft: int = 512, hop_length: int = 128) ->
     return (20.0 * torch.log10(spec.abs().clamp_min(1e-10))).numpy()
 
 
-def plot_spectrograms(
+def spectrogram_figure(
     mixture: ArrayLike,
     references: Sequence[Optional[ArrayLike]],
     estimates: Sequence[Optional[ArrayLike]],
     fs: int,
-    path: Union[str, Path],
     titles: Optional[Sequence[str]] = None,
     n_fft: int = 512,
     hop_length: int = 128,
     dynamic_range_db: float = 80.0,
-) -> Path:
-    """Draws mixture, references and estimates as spectrograms into one PNG.
+) -> Figure:
+    """The figure of :func:`plot_spectrograms` (arguments as there, but ``path``).
 
-    Args:
-        mixture: [T] mixture.
-        references: reference per row (None leaves the left panel empty).
-        estimates: estimate per row (None leaves the right panel empty);
-            row k pairs references[k] with estimates[k].
-        fs: sample rate, for the axes.
-        path: PNG to write (atomically).
-        titles: 1 + len(references) + len(estimates) panel titles, in the order
-            mixture, references, estimates; default "mixture", "reference k",
-            "estimate k".
-        n_fft, hop_length: STFT of the display.
-        dynamic_range_db: colour range below the loudest bin of the figure.
-
-    Returns:
-        The path written.
+    With no references at all (a separation of a new recording), the estimates take
+    the full width, one per row, rather than sitting beside empty panels.
     """
     refs, ests = list(references), list(estimates)
     if titles is None:
@@ -108,11 +94,12 @@ def plot_spectrograms(
     # Constrained layout leaves room for the shared colour bar.
     fig = Figure(figsize=(10, 2.2 * (rows + 1)), dpi=100, layout="constrained")
     FigureCanvasAgg(fig)
-    grid = fig.add_gridspec(rows + 1, 2)
+    grid = fig.add_gridspec(rows + 1, 2 if refs else 1)
     extent = (0.0, duration, 0.0, fs / 2000.0)
+    est_column = 1 if refs else 0
     panels = [(grid[0, :], specs[0], titles[0])]
     panels += [(grid[1 + i, 0], specs[1 + i], titles[1 + i]) for i in range(len(refs))]
-    panels += [(grid[1 + i, 1], specs[1 + len(refs) + i], titles[1 + len(refs) + i])
+    panels += [(grid[1 + i, est_column], specs[1 + len(refs) + i], titles[1 + len(refs) + i])
                for i in range(len(ests))]
     image = None
     for cell, spec, title in panels:
@@ -127,7 +114,41 @@ def plot_spectrograms(
         ax.tick_params(labelsize=7)
     if image is not None:
         fig.colorbar(image, ax=fig.axes, shrink=0.6, label="dB")
+    return fig
 
+
+def plot_spectrograms(
+    mixture: ArrayLike,
+    references: Sequence[Optional[ArrayLike]],
+    estimates: Sequence[Optional[ArrayLike]],
+    fs: int,
+    path: Union[str, Path],
+    titles: Optional[Sequence[str]] = None,
+    n_fft: int = 512,
+    hop_length: int = 128,
+    dynamic_range_db: float = 80.0,
+) -> Path:
+    """Draws mixture, references and estimates as spectrograms into one PNG.
+
+    Args:
+        mixture: [T] mixture.
+        references: reference per row (None leaves the left panel empty; none at
+            all: the estimates take the full width).
+        estimates: estimate per row (None leaves the right panel empty);
+            row k pairs references[k] with estimates[k].
+        fs: sample rate, for the axes.
+        path: PNG to write (atomically).
+        titles: 1 + len(references) + len(estimates) panel titles, in the order
+            mixture, references, estimates; default "mixture", "reference k",
+            "estimate k".
+        n_fft, hop_length: STFT of the display.
+        dynamic_range_db: colour range below the loudest bin of the figure.
+
+    Returns:
+        The path written.
+    """
+    fig = spectrogram_figure(mixture, references, estimates, fs, titles, n_fft,
+                             hop_length, dynamic_range_db)
     path = Path(path)
     atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
     return path
