@@ -33,7 +33,7 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 import soundfile as sf
@@ -202,16 +202,156 @@ def run_real(espnet_root: Path, only: Sequence[str], keep: bool) -> None:
         shutil.rmtree(recipe.parent)
 
 
+# ------------------------------------------------------------- emulated stages
+def _data_params(run: RecipeRun, d: Path, prefix: str) -> List[str]:
+    """enh.sh's ``--{prefix}data_path_and_name_and_type`` list for the data dir ``d``."""
+    variable = run.flag("variable_num_refs", "false") == "true"
+    tse = run.flag("is_tse_task", "false") == "true"
+    opt = f"--{prefix}data_path_and_name_and_type"
+    params = [opt, f"{d / 'wav.scp'},speech_mix,sound"]
+    for k in range(1, int(run.flag("ref_num", "2")) + 1):
+        if prefix:  # training and stats: the references
+            params += [opt, f"{d / f'spk{k}.scp'},speech_ref{k},"
+                       + ("variable_columns_sound" if variable else "sound")]
+        if tse:
+            params += [opt, f"{d / f'enroll_spk{k}.scp'},enroll_ref{k},text"]
+    if (d / "utt2category").is_file():
+        params += [opt, f"{d / 'utt2category'},category,text"]
+    return params
+
+
+def _shapes(run: RecipeRun, stats: Path, mode: str) -> List[str]:
+    names = ["speech_mix"]
+    for k in range(1, int(run.flag("ref_num", "2")) + 1):
+        names.append(f"speech_ref{k}")
+        if run.flag("is_tse_task", "false") == "true":
+            names.append(f"enroll_ref{k}")
+    out = []
+    for name in names:
+        out += [f"--{mode}_shape_file", str(stats / mode / f"{name}_shape")]
+    return out
+
+
+def _split(key_file: Path, parts: int, out: Path) -> List[Path]:
+    """utils/split_scp.pl: consecutive, nearly equal pieces."""
+    lines = key_file.read_text().splitlines(keepends=True)
+    parts = max(1, min(parts, len(lines)))
+    files = []
+    for j in range(parts):
+        piece = lines[j * len(lines) // parts : (j + 1) * len(lines) // parts]
+        files.append(out / f"keys.{j + 1}.scp")
+        files[-1].parent.mkdir(parents=True, exist_ok=True)
+        files[-1].write_text("".join(piece))
+    return files
+
+
+def emulate(run: RecipeRun, recipe: Path, python: str, runner: str,
+            call: Callable[[Sequence[str], Path], None], inference_nj: int = 3) -> Path:
+    """The Python steps of enh.sh's stages 5-8 for ``run``'s flags, then README's
+    commands after it; data in ``recipe/dump/raw/{train,dev,test}`` (what stages 3-4
+    leave). ``call(cmd, cwd)`` runs one command and raises when it fails. Returns the
+    experiment folder."""
+    tse = run.flag("is_tse_task", "false") == "true"
+    ref_num = int(run.flag("ref_num", "2"))
+    inf_num = int(run.flag("inf_num") or ref_num)
+    stop_stage = int(run.flag("stop_stage", "10000"))
+    fs = run.flag("fs", "16k")
+    config = recipe / run.flag("enh_config")
+    train_dir, valid_dir = (recipe / "dump" / "raw" / run.flag(k) for k in ("train_set", "valid_set"))
+    test_sets = run.flag("test_sets").split()
+    train_module = "espnet2.bin.enh_tse_train" if tse else "espnet2.bin.enh_train"
+    infer_module = "espnet2.bin.enh_tse_inference" if tse else "espnet2.bin.enh_inference"
+    exp = recipe / "exp" / f"enh_{config.stem}_raw"
+    stats = recipe / "exp" / f"enh_stats_{fs}"
+    train_params = _data_params(run, train_dir, "train_") + _data_params(run, valid_dir, "valid_")
+    # stage 5: collect stats (one job), aggregate
+    call([python, "-m", train_module, "--collect_stats", "true", *train_params,
+          "--train_shape_file", str(train_dir / "wav.scp"),
+          "--valid_shape_file", str(valid_dir / "wav.scp"),
+          "--output_dir", str(stats / "logdir" / "stats.1"), "--config", str(config)], recipe)
+    call([python, "-m", "espnet2.bin.aggregate_stats_dirs", "--input_dir",
+          str(stats / "logdir" / "stats.1"), "--output_dir", str(stats)], recipe)
+    # stage 6: training through launch
+    shapes = _shapes(run, stats, "train") + _shapes(run, stats, "valid")
+    call([python, "-m", "espnet2.bin.launch", "--cmd", runner, "--log", str(exp / "train.log"),
+          "--ngpu", "0", "--num_nodes", "1", "--init_file_prefix", str(exp / ".dist_init_"),
+          "--multiprocessing_distributed", "true", "--",
+          python, "-m", train_module, *train_params, *shapes, "--resume", "true",
+          "--output_dir", str(exp), "--config", str(config)], recipe)
+    # stage 7: inference in jobs, each job's spk{k}.scp concatenated
+    for dset in [run.flag("valid_set")] + test_sets:
+        data = recipe / "dump" / "raw" / dset
+        out = exp / f"enhanced_{dset}"
+        jobs = _split(data / "wav.scp", inference_nj, out / "logdir")
+        for j, keys in enumerate(jobs, start=1):
+            call([python, "-m", infer_module, "--ngpu", "0", "--fs", fs, *_data_params(run, data, ""),
+                  "--key_file", str(keys), "--train_config", str(exp / "config.yaml"),
+                  "--model_file", str(exp / "valid.loss.ave.pth"),
+                  "--output_dir", str(out / "logdir" / f"output.{j}"),
+                  "--normalize_output_wav", "true"], recipe)
+        for k in range(1, inf_num + 1):
+            parts = [out / "logdir" / f"output.{j}" / f"spk{k}.scp" for j in range(1, len(jobs) + 1)]
+            missing = [p for p in parts if not p.is_file()]
+            if missing:  # enh.sh's `cat` stops the stage here
+                raise FileNotFoundError(f"stage 7: {missing[0]} is missing")
+            lines = sorted(line for p in parts for line in p.read_text().splitlines(keepends=True))
+            (out / f"spk{k}.scp").write_text("".join(lines))
+        # stage 8: ESPnet's scoring of the enhanced signals
+        if stop_stage >= 8:
+            call([python, "-m", "espnet2.bin.enh_scoring", "--key_file", str(data / "wav.scp"),
+                  "--output_dir", str(out / "scoring"),
+                  *[a for k in range(1, ref_num + 1) for a in ("--ref_scp", str(data / f"spk{k}.scp"))],
+                  *[a for k in range(1, inf_num + 1) for a in ("--inf_scp", str(out / f"spk{k}.scp"))],
+                  "--ref_channel", "0", "--flexible_numspk", str(ref_num != inf_num).lower()], recipe)
+    for cmd in run.after:
+        call([python if cmd[0] == "espnet2-use-python" else cmd[0], *cmd[1:]], recipe)
+    return exp
+
+
+def run_emulated(workdir: Path, only: Sequence[str]) -> None:
+    """Each README run emulated in ``workdir/<config>`` (the ``--emulate`` mode)."""
+    python = str(Path(sys.executable).parent / "espnet2-use-python")
+    runner = str(REPO / "egs2" / "TEMPLATE" / "use1" / "utils" / "run.py")
+
+    def call(cmd: Sequence[str], cwd: Path) -> None:
+        print(f"[check_enh_sh] {shlex.join(cmd)}", flush=True)
+        subprocess.run(list(cmd), cwd=cwd, check=True)
+
+    for name, run in readme_runs().items():
+        if only and name not in only:
+            continue
+        recipe = workdir / name
+        prepare_emulated(run, recipe)
+        emulate(run, recipe, python, runner, call)
+        print(f"[check_enh_sh] {name}: ok", flush=True)
+
+
+def prepare_emulated(run: RecipeRun, recipe: Path) -> None:
+    """``recipe/conf`` (the README's config, tiny) and ``recipe/dump/raw`` (tiny data)."""
+    (recipe / "conf").mkdir(parents=True, exist_ok=True)
+    config = Path(run.flag("enh_config"))
+    write_tiny_config(HERE / "conf" / config.name, recipe / config)
+    write_corpus(recipe / "dump" / "raw", variable=run.flag("variable_num_refs") == "true",
+                 tse=run.flag("is_tse_task") == "true")
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--espnet_root", type=Path, help="an ESPnet checkout (git clone)")
+    parser.add_argument("--emulate", action="store_true",
+                        help="run the Python steps of enh.sh's stages 5-8 instead (no checkout)")
+    parser.add_argument("--workdir", type=Path, default=Path("enh_sh_check"),
+                        help="--emulate: where the recipe folders go")
     parser.add_argument("--only", nargs="*", default=[], help="config names, e.g. use_tse")
     parser.add_argument("--keep", action="store_true", help="keep egs2/use_check afterwards")
     args = parser.parse_args(argv)
-    if args.espnet_root is None:
-        parser.error("give --espnet_root")
-    run_real(args.espnet_root.resolve(), args.only, args.keep)
+    if args.emulate:
+        run_emulated(args.workdir.resolve(), args.only)
+    elif args.espnet_root is None:
+        parser.error("give --espnet_root or --emulate")
+    else:
+        run_real(args.espnet_root.resolve(), args.only, args.keep)
     return 0
 
 
