@@ -280,3 +280,33 @@ def test_choose_name_threshold_prints_a_choice(packed, capsys):
     assert module.choose([(0.9, True), (0.8, True), (0.4, False), (0.2, False)])[0] == 0.8
     assert module.choose([(0.9, False), (0.1, True)])[0] == float("-inf")  # a tie: name more
     assert module.choose([(0.9, False), (0.5, False)])[0] == float("inf")  # no name is right
+
+
+def test_hf_feature_size_from_config_json_or_autoconfig(tmp_path):
+    from espnet2_use.cue import HFTextCueEncoder
+
+    bert = tmp_path / "bert"
+    bert.mkdir()
+    (bert / "config.json").write_text(json.dumps({"model_type": "bert", "hidden_size": 24}))
+    assert HFTextCueEncoder(output_dim=8, model_path=str(bert)).input_dim == 24  # read from the JSON
+    with pytest.raises(ValueError, match="feature_dim=16 does not match the hidden size 24"):
+        HFTextCueEncoder(output_dim=8, model_path=str(bert), feature_dim=16)
+    distil = tmp_path / "distilbert"
+    distil.mkdir()
+    (distil / "config.json").write_text(json.dumps({"model_type": "distilbert", "dim": 48, "n_heads": 4}))
+    assert HFTextCueEncoder(output_dim=8, model_path=str(distil)).input_dim == 48  # through AutoConfig
+
+
+def test_inference_and_use_separate_never_reach_the_task_module():
+    """Read from the source (test_import_graph's graph, imports inside functions too)."""
+    from test_import_graph import _graph
+
+    graph = _graph()
+    for start in ("espnet2_use.inference", "espnet2_use.bin.use_separate", "espnet2_use.bin.use_inference"):
+        seen, todo = set(), [start]
+        while todo:
+            module = todo.pop()
+            if module not in seen:
+                seen.add(module)
+                todo += graph[module]
+        assert not {m for m in seen if m.startswith("espnet2_use.tasks")}, start
