@@ -382,6 +382,42 @@ def every_reference_improvement(
     ]
 
 
+def surplus_estimates(
+    est_active: Sequence[bool], assignment: Sequence[int], pair_active: Sequence[bool]
+) -> int:
+    """Active estimates that stand for no active reference: the surplus a model returned.
+
+    An estimate counts when it is active and is not the assigned estimate of an active
+    pair (an over-counting model's extra outputs, or a second copy of one source).
+    """
+    claimed = {int(a) for a, p in zip(assignment, pair_active) if p}
+    return sum(bool(active) and e not in claimed for e, active in enumerate(est_active))
+
+
+def strict_improvement(
+    improvement: Sequence[Optional[float]],
+    ref_active: Sequence[bool],
+    pair_active: Sequence[bool],
+    est_active: Sequence[bool],
+    assignment: Sequence[int],
+) -> List[Optional[float]]:
+    """The every-reference improvements plus one 0 dB slot per surplus active estimate.
+
+    The strict mean divides the improvements of every active reference (a miss
+    scores 0 dB, :func:`every_reference_improvement`) by the active references *and*
+    the surplus active estimates (:func:`surplus_estimates`): an output that stands
+    for nothing costs what a missed source costs, so that over-counting is never free.
+
+    Returns:
+        [R + surplus] list: the every-reference values, then 0.0 per surplus estimate
+        (no slot when no improvement was computed for any reference).
+    """
+    values = every_reference_improvement(improvement, ref_active, pair_active)
+    if not any(v is not None for v in values):
+        return values
+    return values + [0.0] * surplus_estimates(est_active, assignment, pair_active)
+
+
 def score_ss_utterance(
     mixture: ArrayLike,
     references: Union[ArrayLike, Sequence[ArrayLike]],

@@ -35,7 +35,13 @@ active estimate) and these stats dicts (``{"mean", "std", "count"}`` of
 - ``si_snri_all_refs``, ``sdri_all_refs``: the headline, over *every* active
   reference; a missed one counts 0 dB, as if the mixture had been returned;
 - ``si_snri``, ``sdri``, ``si_snr``, ``sdr``: FUSS rule, over the pairs both
-  active (a missed reference drops out), for comparison with FUSS papers.
+  active (a missed reference drops out), for comparison with FUSS papers;
+- ``si_snri_strict``, ``sdri_strict``: the headline with one more 0 dB slot per
+  surplus active estimate (:func:`strict_improvement`), so that a model that returns
+  outputs for sources that are not there pays as it would for a miss.
+
+Each row also holds ``num_surplus`` (active estimates that stand for no active
+reference) and ``surplus_rate`` (the share of its utterances with at least one).
 
 In the "1" row the mixture is the source, so an improvement measures nothing
 (the 80 dB clamp decides it): its four improvement stats are empty (mean None)
@@ -50,7 +56,13 @@ metric stats.
 """
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
-from espnet2_use.scoring.metrics import counting_summary, every_reference_improvement, stats
+from espnet2_use.scoring.metrics import (
+    counting_summary,
+    every_reference_improvement,
+    stats,
+    strict_improvement,
+    surplus_estimates,
+)
 
 FORMAT = "use_scoring/1"
 SS_METRICS = ("si_snr", "si_snri", "sdr", "sdri")
@@ -65,10 +77,12 @@ SECTION_BEGIN = (
 )
 SECTION_END = "<!-- use_scoring: end -->"
 # SS table columns, headline first, each labelled with its averaging rule.
-SS_TABLE_METRICS = ("si_snri_all_refs", "sdri_all_refs", "si_snri", "sdri", "si_snr", "sdr")
+SS_TABLE_METRICS = ("si_snri_all_refs", "sdri_all_refs", "si_snri_strict", "si_snri", "sdri",
+                    "si_snr", "sdr")
 SS_COLUMNS = {
     "si_snri_all_refs": "SI-SNRi, every reference (missed = 0 dB)",
     "sdri_all_refs": "SDRi, every reference (missed = 0 dB)",
+    "si_snri_strict": "SI-SNRi, strict (a surplus output = a miss)",
     "si_snri": "SI-SNRi, FUSS rule (pairs both active)",
     "sdri": "SDRi, FUSS rule",
     "si_snr": "SI-SNR, FUSS rule",
@@ -128,11 +142,20 @@ def summarize_ss(
             ),
         }
         improvements = key not in NO_IMPROVEMENT_ROWS
+        surplus = [surplus_estimates(r["est_active"], r["assignment"], r["pair_active"]) for r in recs]
+        row["num_surplus"] = sum(surplus)
+        row["surplus_rate"] = sum(n > 0 for n in surplus) / len(recs)
         for m in SS_ALL_REFS_METRICS:
             base = m[: -len("_all_refs")]
             row[m] = stats(
                 [v for r in recs
                  for v in every_reference_improvement(r[base], r["ref_active"], r["pair_active"])]
+                if improvements else []
+            )
+            row[f"{base}_strict"] = stats(
+                [v for r in recs
+                 for v in strict_improvement(r[base], r["ref_active"], r["pair_active"],
+                                             r["est_active"], r["assignment"])]
                 if improvements else []
             )
         for m in SS_METRICS:
@@ -254,7 +277,7 @@ def render_ss(result: Mapping[str, Any], level: int = 3) -> str:
     header = (
         ["active references", "utterances", "active refs", "missed refs"]
         + [SS_COLUMNS[m] for m in SS_TABLE_METRICS]
-        + ["FUSS pairs"]
+        + ["FUSS pairs", "with surplus outputs"]
         + (["1 source: estimated count = 1"] if one_source else [])
     )
     rows = []
@@ -262,6 +285,7 @@ def render_ss(result: Mapping[str, Any], level: int = 3) -> str:
         name = {"1": "1 source", "2+": "2+ sources", "all": "all"}.get(key, f"{key} sources")
         row = [name, str(b["num_utts"]), _count(b, "num_refs"), str(b["num_missed"])]
         row += [_mean(b, m) for m in SS_TABLE_METRICS] + [str(b["num_pairs"])]
+        row.append(_pct(b["surplus_rate"]) if "surplus_rate" in b else "-")
         if one_source:
             row.append(_pct(b["count_one_rate"]) if "count_one_rate" in b else "-")
         rows.append(row)
@@ -273,7 +297,10 @@ def render_ss(result: Mapping[str, Any], level: int = 3) -> str:
         "active estimate (none left for it, or an inactive one) counts 0 dB, as if the "
         "mixture had been returned. **FUSS rule**: the mean over the (reference, estimate) "
         "pairs both active, as in FUSS papers; a missed reference drops out of it, so it "
-        "can exceed the headline for a system that misses sources. 1 source: the mixture "
+        "can exceed the headline for a system that misses sources. **Strict**: the headline "
+        "with one more 0 dB slot per surplus active output (one that stands for no active "
+        "reference), so that over-counting costs what a miss costs; \"with surplus outputs\" "
+        "is the share of utterances that have one. 1 source: the mixture "
         "is the source, so no improvement is given (the 80 dB clamp would decide it); read "
         "the estimate's SI-SNR and the share of utterances whose estimated count was 1. "
         "The \"all\" row gives no improvement either (it would mix the 1-source rows in); "

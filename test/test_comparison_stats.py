@@ -1,0 +1,110 @@
+"""What a fair comparison reads its claims from: bootstrap intervals over mixtures and
+seeds, paired differences, and the strict score that charges surplus outputs."""
+import numpy as np
+import pytest
+
+from espnet2_use.scoring.bootstrap import bootstrap_mean, paired_difference
+from espnet2_use.scoring.metrics import score_ss_utterance, strict_improvement, surplus_estimates
+from espnet2_use.scoring.report import summarize_ss
+
+
+# ------------------------------------------------------------------- bootstrap
+def test_interval_of_a_mean_matches_the_normal_theory():
+    """400 draws of N(3, 1): the 95 % interval is about 3 +- 1.96 / 20."""
+    values = np.random.default_rng(1).normal(3.0, 1.0, 400)
+    out = bootstrap_mean(values, num_resamples=4000)
+    half = (out["ci"][1] - out["ci"][0]) / 2
+    assert out["mean"] == pytest.approx(values.mean())
+    assert half == pytest.approx(1.96 * values.std() / 20, rel=0.1)
+    assert out["ci"][0] < out["mean"] < out["ci"][1]
+    assert (out["seeds"], out["mixtures"]) == (1, 400)
+
+
+def test_seeds_that_disagree_widen_the_interval():
+    rng = np.random.default_rng(2)
+    mixtures = rng.normal(5.0, 1.0, 200)
+    agree = np.stack([mixtures, mixtures, mixtures])
+    disagree = np.stack([mixtures - 2.0, mixtures, mixtures + 2.0])
+    narrow, wide = bootstrap_mean(agree, 2000), bootstrap_mean(disagree, 2000)
+    assert narrow["mean"] == pytest.approx(wide["mean"])
+    assert wide["ci"][1] - wide["ci"][0] > 3 * (narrow["ci"][1] - narrow["ci"][0])
+
+
+def test_a_constant_difference_has_a_zero_width_interval():
+    a = np.random.default_rng(3).normal(0, 5, 50)
+    out = paired_difference(a, a - 1.0, num_resamples=500)
+    assert out["mean"] == pytest.approx(1.0)
+    assert out["ci"] == pytest.approx([1.0, 1.0])
+    assert out["above_zero"]
+
+
+def test_pairing_cancels_what_the_mixtures_share():
+    """B is A plus 0.3 dB on every mixture, mixtures vary by 10 dB: paired, the gain is
+    clear; the two systems' own intervals overlap entirely."""
+    rng = np.random.default_rng(4)
+    a = rng.normal(0, 10, 300)
+    b = a + 0.3 + rng.normal(0, 0.1, 300)
+    diff = paired_difference(b, a, num_resamples=2000)
+    assert diff["above_zero"] and diff["ci"][0] == pytest.approx(0.3, abs=0.05)
+    own_a, own_b = bootstrap_mean(a, 2000), bootstrap_mean(b, 2000)
+    assert own_b["ci"][0] < own_a["ci"][1], "unpaired, the gain would not show"
+    worse = paired_difference(a, b, num_resamples=2000)
+    assert not worse["above_zero"] and worse["ci"][1] < 0
+
+
+def test_bad_scores_are_refused_with_the_reason():
+    with pytest.raises(ValueError, match="NaN"):
+        bootstrap_mean([1.0, float("nan")])
+    with pytest.raises(ValueError, match="same test mixtures"):
+        paired_difference(np.zeros((1, 5)), np.zeros((1, 6)))
+    with pytest.raises(ValueError, match="shape"):
+        bootstrap_mean(np.zeros((2, 2, 2)))
+
+
+def test_the_interval_is_reproducible():
+    values = np.random.default_rng(5).normal(0, 1, (3, 40))
+    assert bootstrap_mean(values, 500, seed=7) == bootstrap_mean(values, 500, seed=7)
+
+
+# ------------------------------------------------------------ surplus outputs
+def _sources(n: int, length: int = 4000, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(length) / 8000
+    return np.stack([np.sin(2 * np.pi * (300 + 500 * k) * t) * (0.5 + 0.2 * rng.random())
+                     for k in range(n)])
+
+
+def test_surplus_counts_active_outputs_that_stand_for_nothing():
+    assert surplus_estimates([True, True, True], [0, 1], [True, True]) == 1
+    assert surplus_estimates([True, True, False], [0, 1], [True, True]) == 0
+    # a reference left without an active pair claims nothing
+    assert surplus_estimates([True, True, True], [2, -1], [True, False]) == 2
+
+
+def test_strict_score_charges_a_surplus_output_as_a_miss():
+    values = strict_improvement([10.0, 20.0], [True, True], [True, True],
+                                [True, True, True], [0, 1])
+    assert values == [10.0, 20.0, 0.0]
+    missed = strict_improvement([10.0, 20.0], [True, True], [True, False], [True, False], [0, 1])
+    assert missed == [10.0, 0.0], "a miss is 0 dB already, and no surplus"
+    assert strict_improvement([None, None], [True, True], [True, True], [True, True, True],
+                              [0, 1]) == [None, None], "nothing computed, nothing charged"
+
+
+def test_an_over_counting_system_loses_in_the_strict_score_only():
+    """Two sources; system A returns them, system B returns them plus a copy of the
+    first at half level. The honest headline cannot tell them apart; the strict one can."""
+    refs = _sources(2)
+    mix = refs.sum(0)
+    exact = score_ss_utterance(mix, refs, refs, compute_sdr=False).to_dict()
+    extra = score_ss_utterance(mix, refs, np.concatenate([refs, refs[:1] * 0.5]),
+                               compute_sdr=False).to_dict()
+    for rec in (exact, extra):
+        rec.update(num_src=2, est_count=len(rec["est_active"]))
+    a = summarize_ss({"u": exact})["by_num_sources"]["2"]
+    b = summarize_ss({"u": extra})["by_num_sources"]["2"]
+    assert a["si_snri_all_refs"]["mean"] == pytest.approx(b["si_snri_all_refs"]["mean"])
+    assert a["si_snri_strict"]["mean"] == pytest.approx(a["si_snri_all_refs"]["mean"])
+    assert b["si_snri_strict"]["mean"] == pytest.approx(b["si_snri_all_refs"]["mean"] * 2 / 3)
+    assert (a["num_surplus"], a["surplus_rate"]) == (0, 0.0)
+    assert (b["num_surplus"], b["surplus_rate"]) == (1, 1.0)
