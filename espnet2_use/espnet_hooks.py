@@ -5,7 +5,9 @@ in ``sys.meta_path`` and imports nothing of ESPnet. From then on, in that proces
 
 - when ``espnet2.tasks.enh`` finishes loading, ``separator: use`` joins its
   ``separator_choices``, the existence loss joins ``criterion_choices``
-  (``use_existence``) and ``loss_wrapper_choices`` (``use_existence``), and models
+  (``use_existence``) and ``loss_wrapper_choices`` (``use_existence``), FUSS's loss
+  for a fixed number of outputs and silent references (the unknown-count peer of
+  ``local/compare.py``) joins them as ``use_thresholded_snr`` / ``use_silence_pit``, and models
   built by ``EnhancementTask.build_model`` with ``flexible_numspk: true`` count
   their sources at inference (``USESeparator.count_sources``);
 - when ``espnet2.tasks.enh_tse`` finishes loading, ``extractor: use`` joins its
@@ -36,6 +38,8 @@ from typing import Any, Callable, Dict, Iterator, Optional
 
 NAME = "use"
 EXISTENCE = "use_existence"
+THRESHOLDED_SNR = "use_thresholded_snr"
+SILENCE_PIT = "use_silence_pit"
 NLTK_ENV = "ESPNET2_USE_NLTK_DOWNLOAD"
 
 _lock = threading.RLock()
@@ -54,11 +58,14 @@ def _add(choices: Any, name: str, cls: type) -> None:
 
 def _after_enh(module: ModuleType) -> None:
     from espnet2_use.loss.existence import USEExistenceLoss, USEExistenceSolver
+    from espnet2_use.loss.thresholded_snr import SilencePITSolver, ThresholdedSNRLoss
     from espnet2_use.separator.use_separator import USESeparator
 
     _add(module.separator_choices, NAME, USESeparator)
     _add(module.criterion_choices, EXISTENCE, USEExistenceLoss)
     _add(module.loss_wrapper_choices, EXISTENCE, USEExistenceSolver)
+    _add(module.criterion_choices, THRESHOLDED_SNR, ThresholdedSNRLoss)
+    _add(module.loss_wrapper_choices, SILENCE_PIT, SilencePITSolver)
     task = module.EnhancementTask
     if getattr(task.build_model, "_use_counting", False):
         return

@@ -108,3 +108,77 @@ def test_an_over_counting_system_loses_in_the_strict_score_only():
     assert b["si_snri_strict"]["mean"] == pytest.approx(b["si_snri_all_refs"]["mean"] * 2 / 3)
     assert (a["num_surplus"], a["surplus_rate"]) == (0, 0.0)
     assert (b["num_surplus"], b["surplus_rate"]) == (1, 1.0)
+
+
+# ----------------------------------------------- the unknown-count peer's loss
+def test_thresholded_snr_on_hand_made_cases():
+    import torch
+
+    from espnet2_use.loss.thresholded_snr import ThresholdedSNRLoss
+
+    loss = ThresholdedSNRLoss(max_snr_db=30.0, eps=0.0)
+    src = torch.from_numpy(_sources(1)[0])[None].float()  # [1, T]
+    mix = 2 * src
+    # a perfect estimate of an active source gains nothing past 30 dB
+    assert loss(src, src, mix).item() == pytest.approx(-30.0, abs=1e-3)
+    # an estimate at half the level: error power 1/4 of the source's -> about -6 dB
+    assert loss(src, 0.5 * src, mix).item() == pytest.approx(10 * np.log10(0.25 + 1e-3), abs=1e-3)
+    silent = torch.zeros_like(src)
+    # a silent reference: a silent output costs the floor, 30 dB below the mixture
+    assert loss(silent, silent, mix).item() == pytest.approx(-30.0, abs=1e-3)
+    # ... an output as loud as the mixture costs about 0 dB
+    assert loss(silent, mix, mix).item() == pytest.approx(10 * np.log10(1 + 1e-3), abs=1e-3)
+    with pytest.raises(ValueError, match="max_snr_db"):
+        ThresholdedSNRLoss(max_snr_db=0)
+
+
+def test_silence_pit_finds_the_pairing_and_is_registered_in_enh():
+    """Through ESPnet's own registry (as a config names them): 3 outputs, 2 sources and a
+    silent reference, outputs in another order: the best pairing is found, and a quiet
+    output on the silent reference is cheaper than a loud one."""
+    import torch
+
+    import espnet2_use  # noqa: F401  (the hook registers the names when the task loads)
+    from espnet2.tasks.enh import criterion_choices, loss_wrapper_choices
+
+    criterion = criterion_choices.get_class("use_thresholded_snr")(max_snr_db=30.0)
+    solver = loss_wrapper_choices.get_class("use_silence_pit")(criterion=criterion, weight=1.0)
+    s = torch.from_numpy(_sources(2)).float()  # [2, T]
+    refs = [s[0][None], s[1][None], torch.zeros_like(s[0])[None]]
+    quiet = [x.clone().requires_grad_() for x in (s[1][None], 1e-3 * s[0][None], s[0][None])]
+    loud = [s[1][None], 0.5 * s[0][None], s[0][None]]
+    loss_q, stats, others = solver(refs, quiet, {})
+    loss_l, _, _ = solver(refs, loud, {})
+    assert others["perm"].tolist() == [[2, 0, 1]]
+    assert loss_q < loss_l
+    assert stats["silent_output_db"].item() == pytest.approx(
+        10 * np.log10(np.mean((1e-3 * s[0].numpy()) ** 2) / np.mean(s.sum(0).numpy() ** 2)), abs=0.01)
+    loss_q.backward()
+    assert all(x.grad is not None and torch.isfinite(x.grad).all() for x in quiet)
+    with pytest.raises(ValueError, match="pad the references"):
+        solver(refs[:2], quiet, {})
+
+
+def test_energy_count_threshold_is_chosen_on_validation():
+    from espnet2_use.scoring.energy_count import (
+        choose_threshold,
+        energy_count,
+        kept_outputs,
+        output_levels_db,
+    )
+
+    src = _sources(3)
+    mix = src[:2].sum(0)
+    outputs = np.stack([src[0], src[1], 1e-3 * src[2]])
+    levels = output_levels_db(mix, outputs)
+    assert levels[2] < -50 < levels[0]
+    assert energy_count(levels, -20.0) == 2 and kept_outputs(levels, -20.0) == [0, 1]
+    assert energy_count([-60.0, -70.0], -20.0) == 1 and kept_outputs([-60.0, -50.0], -20.0) == [1]
+    # validation: true sources at -3 dB, silent outputs at -45 dB: a threshold between wins
+    val_levels = [[-3.0, -45.0, -45.0], [-3.0, -3.0, -45.0], [-3.0, -3.0, -3.0]]
+    choice = choose_threshold(val_levels, [1, 2, 3])
+    assert choice["accuracy"] == 1.0 and -45.0 < choice["threshold_db"] < -3.0
+    with pytest.raises(ValueError, match="one count per"):
+        choose_threshold(val_levels, [1, 2])
+    with pytest.raises(ValueError, match="silent"):
+        output_levels_db(np.zeros(10), np.ones((2, 10)))
