@@ -84,24 +84,35 @@ def test_refined_attractors_keep_the_prefix_property_and_shapes():
     assert torch.allclose(att_short, att4[1:2], atol=1e-5)
 
 
+def _count_batch(protos: torch.Tensor, size: int):
+    """Frames drawn from ``count`` of the prototypes: the count is in the frames."""
+    counts = torch.randint(1, 4, (size,))
+    emb = torch.stack([protos[torch.randint(0, int(c), (12,))] for c in counts])  # [B, 12, D]
+    return emb + 0.05 * torch.randn_like(emb), counts
+
+
 def test_refined_eda_learns_to_count():
-    """The existence loss falls when the count is a function of the frames."""
+    """Trained on frames whose count of distinct sounds is 1-3, the refined EDA counts
+    held-out mixtures (all of them after 100 steps, for seeds 0-3; a third by chance,
+    which is what it scores when it cannot see the frames)."""
     torch.manual_seed(0)
     eda = EDAAttractor(16, refine_layers=1)
     protos = torch.randn(4, 16)
     opt = torch.optim.Adam(eda.parameters(), lr=3e-3)
-    losses = []
-    for _ in range(60):
-        counts = torch.randint(1, 4, (8,))
-        emb = torch.stack([protos[torch.randint(0, int(c), (12,))] for c in counts])
-        emb = emb + 0.05 * torch.randn_like(emb)
-        _, logits = eda(emb, torch.full((8,), 12), 4)
+    for _ in range(100):
+        emb, counts = _count_batch(protos, 16)
+        _, logits = eda(emb, torch.full((16,), 12), 4)
         loss = existence_bce(logits, counts)
         opt.zero_grad()
         loss.backward()
         opt.step()
-        losses.append(loss.item())
-    assert sum(losses[-10:]) / 10 < 0.7 * sum(losses[:10]) / 10, losses
+    eda.eval()
+    with torch.no_grad():
+        emb, counts = _count_batch(protos, 200)
+        _, logits = eda(emb, torch.full((200,), 12), 4)
+        estimated = eda.count(logits, max_num_src=3)
+    accuracy = (estimated == counts).float().mean().item()
+    assert accuracy >= 0.9, (accuracy, torch.bincount(estimated, minlength=4).tolist())
 
 
 def test_refine_options_are_checked():
