@@ -48,9 +48,11 @@ def tiny_config(labels: Path) -> dict:
             latent_dim=16, emb_dim=16, chunk_size=20, num_heads=2, ffn_dim=32,
             num_pre_blocks=1, num_post_blocks=1)),
         model_conf=dict(max_num_src=3),
+        # Not in alphabetical order, as the recipes' stage-2 configs: the order sets
+        # the fusion's modality-type embeddings.
         cue_encoders=dict(
-            label=dict(type="embedding", conf=dict(label_list=str(labels))),
             text=dict(type="hf", conf=dict(model_path=MINILM)),
+            label=dict(type="embedding", conf=dict(label_list=str(labels))),
             video=dict(type="timm", conf=dict(weights=LITE0, num_frames=1, image_size=64)),
         ),
         cue_example=True, init="xavier_uniform", sample_rate=FS,
@@ -66,7 +68,7 @@ def packed(tmp_path_factory):
     conf = tiny_config(labels)
     exp = root / "exp" / "tiny"
     exp.mkdir(parents=True)
-    (exp / "config.yaml").write_text(yaml.safe_dump(conf))
+    (exp / "config.yaml").write_text(yaml.safe_dump(conf, sort_keys=False))  # as ESPnet writes it
     torch.manual_seed(0)
     torch.save(build_use_model(conf).state_dict(), exp / "valid.loss.best.pth")
     pack = use_pack.pack(exp, root / "use_model.zip", root=root)
@@ -122,7 +124,7 @@ def test_light_path_gives_espnet_task_outputs_bit_for_bit(packed):
     conf = yaml.safe_load((target / "config.yaml").read_text())
     label_conf = conf["cue_encoders"]["label"]["conf"]
     label_conf["label_list"] = str(target / label_conf["label_list"])
-    (target / "resolved.yaml").write_text(yaml.safe_dump(conf))
+    (target / "resolved.yaml").write_text(yaml.safe_dump(conf, sort_keys=False))
     model, args = USETask.build_model_from_file(target / "resolved.yaml", target / "model.pth", "cpu")
     task = USE(model, fs=args.sample_rate)
 
@@ -137,6 +139,19 @@ def test_light_path_gives_espnet_task_outputs_bit_for_bit(packed):
             a = light.extract(packed["mixture"], level=level, **cue).target
             b = task.extract(packed["mixture"], level=level, **cue).target
             assert torch.equal(torch.from_numpy(a), torch.from_numpy(b)), (cue, level)
+
+
+def test_cue_modalities_keep_the_training_configs_order(packed):
+    """The fusion's modality-type embeddings are rows in the config's order; the former
+    inference path rewrote the config with sorted keys (label before text) and so
+    gave the text tokens the label's type embedding and the label tokens the text's."""
+    from espnet2_use import USE
+    from espnet2_use.inference import unpack
+
+    assert USE.from_packed(packed["pack"]).model.cue_network.modalities == ["text", "label", "video", "example"]
+    target, _ = unpack(packed["pack"])
+    use = USE.from_files(target / "config.yaml", target / "model.pth", root=target)
+    assert use.model.cue_network.modalities == ["text", "label", "video", "example"]
 
 
 # Run in a fresh interpreter: which modules each step imports.
