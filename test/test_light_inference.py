@@ -81,24 +81,27 @@ def packed(tmp_path_factory):
 
 
 def _espnet_enh_choices(name: str) -> dict:
-    """``name`` (e.g. encoder_choices) of ESPnet's enh task as {key: "module:Class"},
-    read from the task's source: importing it costs what the builder avoids."""
+    """``name`` (e.g. encoder_choices) of ESPnet's enh task as {key: "module:Class"} and
+    its default, read from the task's source: importing it costs what the builder avoids."""
     source = Path(list(importlib.util.find_spec("espnet2").submodule_search_locations)[0]) / "tasks" / "enh.py"
     tree = ast.parse(source.read_text(encoding="utf-8"))
     imported = {alias.asname or alias.name: f"{node.module}:{alias.name}"
                 for node in tree.body if isinstance(node, ast.ImportFrom) for alias in node.names}
     for node in tree.body:
         if isinstance(node, ast.Assign) and [t.id for t in node.targets] == [name]:
-            classes = next(k.value for k in node.value.keywords if k.arg == "classes")
-            return {k.arg: imported[k.value.id] for k in classes.keywords}
+            kw = {k.arg: k.value for k in node.value.keywords}
+            table = {k.arg: imported[k.value.id] for k in kw["classes"].keywords}
+            return dict(table, default=kw["default"].value)
     raise AssertionError(f"{source}: no {name}")
 
 
 def test_encoder_and_decoder_tables_name_espnets_choices():
     from espnet2_use.model_builder import _import_class
 
-    assert ENCODERS == _espnet_enh_choices("encoder_choices")
-    assert DECODERS == _espnet_enh_choices("decoder_choices")
+    from espnet2_use.model_builder import DEFAULTS
+
+    assert dict(ENCODERS, default=DEFAULTS["encoder"]) == _espnet_enh_choices("encoder_choices")
+    assert dict(DECODERS, default=DEFAULTS["decoder"]) == _espnet_enh_choices("decoder_choices")
     for name, target in {**ENCODERS, **DECODERS}.items():
         kind = "encoder" if target in ENCODERS.values() else "decoder"
         cls = _import_class(kind, name, ENCODERS if kind == "encoder" else DECODERS)
@@ -110,7 +113,10 @@ def test_encoder_and_decoder_tables_name_espnets_choices():
 def test_the_tasks_separator_choices_are_the_builders():
     from espnet2_use.tasks.use import use_separator_choices
 
+    from espnet2_use.model_builder import DEFAULTS
+
     assert use_separator_choices.classes == SEPARATORS
+    assert use_separator_choices.default == DEFAULTS["separator"]
 
 
 def test_light_path_gives_espnet_task_outputs_bit_for_bit(packed):
