@@ -110,20 +110,15 @@ def test_encoder_and_decoder_tables_name_espnets_choices():
         _import_class("encoder", "tdnn", ENCODERS)
 
 
-def test_the_tasks_separator_choices_are_the_builders():
-    from espnet2_use.tasks.use import use_separator_choices
-
-    from espnet2_use.model_builder import DEFAULTS
-
-    assert use_separator_choices.classes == SEPARATORS
-    assert use_separator_choices.default == DEFAULTS["separator"]
-
-
 def test_light_path_gives_espnet_task_outputs_bit_for_bit(packed):
     from espnet2_use import USE
     from espnet2_use.inference import unpack
-    from espnet2_use.tasks.use import USETask
+    from espnet2_use.model_builder import DEFAULTS
+    from espnet2_use.tasks.use import USETask, use_separator_choices
 
+    # The task's separator choices are the builder's.
+    assert use_separator_choices.classes == SEPARATORS
+    assert use_separator_choices.default == DEFAULTS["separator"]
     light = USE.from_packed(packed["pack"])
     # The former path: the packed config, paths resolved, through ESPnet's task.
     target, _ = unpack(packed["pack"])
