@@ -148,7 +148,9 @@ class USE:
                 value = spec_conf.get(key)
                 if isinstance(value, str) and value and not os.path.isabs(value):
                     spec_conf[key] = str(root / value)
-        # The model's own classes only, never ESPnet's task (see model_builder).
+        # The model's own classes only, never ESPnet's task (see model_builder). The
+        # config as read: the order of its cue_encoders is the fusion's modality order,
+        # as in training (a YAML round trip with sorted keys would reorder them).
         state = read_weights(model_file, device)
         model = build_use_model(conf_from_weights(conf, state), initialize=False)
         if device != "mps":  # as ESPnet: the model on the device before loading
