@@ -54,6 +54,21 @@ def test_snr_and_si_snr_known_values():
     assert M.sdr_improvement(ref, est, mix) > 10.0
 
 
+def test_sdr_known_value_forgives_a_short_filter_and_si_snr_does_not():
+    """BSS Eval's SDR lets a 512-tap filter of the reference count as target: a 3-tap
+    filtered reference plus white noise 20 dB below it scores 20 dB (up to the noise
+    the filter can fit, 512 of 32000 dimensions: < 0.1 dB); SI-SNR charges the filter."""
+    L = 32000
+    ref = noise(5, 1.0, L)
+    filtered = np.convolve(ref, [1.0, 0.5, -0.25])[:L]
+    err = noise(6, 1.0, L)
+    err *= np.sqrt(np.sum(filtered**2) / np.sum(err**2) / 100.0)
+    assert M.sdr(ref, filtered + err) == pytest.approx(20.0, abs=0.15)
+    # The filter's other taps are error to SI-SNR, with the noise:
+    # 10 log10(1 / (0.5^2 + 0.25^2 + 1.3125 / 100)) = 4.87 dB.
+    assert M.si_snr(ref, filtered + err) == pytest.approx(4.87, abs=0.1)
+
+
 def test_tse_scores_are_consistent():
     ref, other = tone(500.0), tone(1700.0)
     mix = ref + other
