@@ -145,8 +145,29 @@ def test_the_same_budget_comparison_runs_every_system_and_writes_both_tables(rec
     assert result["commit"] and result["budget_seconds"] > 0
     systems = result["systems"]
     for name in ("use_s_eda_count", "use_s_true_count", "use_s_stage1_eda_count", "use_s_align0_eda_count",
-                 "use_s_example", "use_b_eda_count", "tcn", "dprnn", "tfgridnetv2", "td_speakerbeam", "mixture", "oracle_irm"):
+                 "use_s_example", "use_b_eda_count", "tcn", "dprnn", "tfgridnetv2", "tcn_unknown",
+                 "dprnn_unknown", "td_speakerbeam", "mixture", "oracle_irm"):
         assert name in systems, sorted(systems)
+    kinds = {"use_s_eda_count": "use", "tcn": "fixed_count_peer", "tcn_unknown": "unknown_count_peer",
+             "td_speakerbeam": "tse_peer", "mixture": "reference"}
+    assert {name: systems[name]["kind"] for name in kinds} == kinds
+    for name in ("tcn_unknown", "dprnn_unknown"):
+        row = systems[name]
+        assert row["knows_count"] is False and 0.0 <= row["count_acc"] <= 1.0
+        assert isinstance(row["si_snri_2src"], float) and 0.0 <= row["surplus_rate"] <= 1.0
+        assert row["si_snri_strict_2src"] <= row["si_snri_2src"] + 1e-9 or row["si_snri_2src"] < 0
+        threshold = json.loads((root / "exp/compare" / name / "energy_count.json").read_text())
+        assert threshold["num_utts"] > 0 and -40.0 <= threshold["threshold_db"] <= 0.0
+    for row in systems.values():
+        assert {"kind", "seeds", "si_snri_2src_ci", "si_snri_3src_ci", "steps", "surplus_rate"} <= set(row)
+        ci = row["si_snri_2src_ci"]
+        if ci is not None and row["si_snri_2src"] is not None:
+            assert ci[0] <= row["si_snri_2src"] <= ci[1], (row["name"], ci)
+    metrics = {(d["b"], d["metric"]) for d in result["differences"]}
+    assert {d["a"] for d in result["differences"]} >= {"use_s_eda_count"}
+    assert {m for _, m in metrics} >= {"si_snri_2src", "si_snri_3src", "tse_si_snri"}
+    for d in result["differences"]:
+        assert d["ci"][0] <= d["mean"] <= d["ci"][1] and d["above_zero"] == (d["ci"][0] > 0)
     for row in systems.values():
         assert isinstance(row["knows_count"], bool)
         for key in ("si_snri_2src", "si_snri_3src", "count_acc", "match_acc", "tse_snri_all"):
@@ -161,11 +182,14 @@ def test_the_same_budget_comparison_runs_every_system_and_writes_both_tables(rec
     assert systems["use_s_eda_count"]["count_acc"] is not None and systems["use_s_true_count"]["count_acc"] is None
     assert systems["td_speakerbeam"]["tse_snri"]["example"] is not None
     assert systems["use_s_example"]["tse_snri"]["example"] is not None
-    # Peers train for the budget: each count's model gets half.
-    for peer in ("tcn", "dprnn", "tfgridnetv2"):
-        for n in (2, 3):
-            used = float((root / "exp/compare" / peer / f"k{n}" / "train_budget_used").read_text())
-            assert used > 0
+    # Every model trains for the whole budget: each count model of a fixed-count peer, and
+    # the unknown-count peers (the trainer stops at the first epoch end past the budget).
+    budget = result["budget_seconds"]
+    models = [root / "exp/compare" / peer / f"k{n}" for peer in ("tcn", "dprnn", "tfgridnetv2") for n in (2, 3)]
+    models += [root / "exp/compare" / f"{peer}_unknown" / "train" for peer in ("tcn", "dprnn")]
+    for model in models:
+        used = float((model / "train_budget_used").read_text())
+        assert used >= budget, (model, used, budget)
     md = (root / "RESULTS.md").read_text()
     assert "Same-budget comparison" in md and "The paper's findings, measured here" in md
     assert md.count("<!-- run_compare: begin") == 1

@@ -9,11 +9,17 @@ killed comparison resumes where it stopped:
              from a finished stage), decode the test sets (SS with the EDA count and
              the true count, TSE per cue combination) and score them
   peer-ss    ESPnet's stock separator, one model per count (2, 3), each trained on the
-             mixtures of its count with half the budget; decoded on the test
-             mixtures of its count and scored
+             mixtures of its count with the whole budget; decoded on the test
+             mixtures of its count and scored (it is told the count)
+  peer-unknown  the same separator as one model with as many outputs as the largest
+             count, trained on all mixtures with the whole budget, silent references
+             padded in and scored by FUSS's thresholded SNR loss (use_silence_pit); it
+             counts by output energy, the threshold chosen on the validation set, and
+             is scored on the whole SS test set as USE is (the peer the paper beats)
   peer-tse   ESPnet's stock TD-SpeakerBeam in the tse task with the audio-example cue,
              trained with the budget on one example per (mixture, source), decoded on
-             the TSE test set's target and scored
+             the TSE test set's target, given the level of USE's ``level="mixture"``
+             rule (the mixture projected onto the estimate) and scored
   mixture    the floor: the mixture returned as every source
   rtf        inference real-time factor of a trained system, one thread
   table      RESULTS.json and the two tables of RESULTS.md
@@ -27,7 +33,7 @@ import logging
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import soundfile as sf
@@ -193,7 +199,7 @@ def _train_peer(task: str, config: Path, exp: Path, budget: float, train_dir: Pa
 
 
 def cmd_peer_ss(args: argparse.Namespace) -> None:
-    """A fixed-count stock separator per count, the budget split between them."""
+    """A fixed-count stock separator per count, each model with the whole budget."""
     import torch
     from espnet2.bin.enh_inference import SeparateSpeech
 
@@ -207,7 +213,7 @@ def cmd_peer_ss(args: argparse.Namespace) -> None:
         entries = [("wav.scp", "speech_mix", "sound")]
         entries += [(f"spk{k}.scp", f"speech_ref{k}", "sound") for k in range(1, n + 1)]
         extra = ["--separator_conf", f"{args.count_key}={n}", *(args.train_args or [])]
-        _train_peer("enh", args.config, exp, args.budget / len(counts), dirs["train"],
+        _train_peer("enh", args.config, exp, args.budget, dirs["train"],
                     dirs["valid"], entries, extra)
         decode_dir = args.out / f"decode_{args.test_dir.name}_{n}src" / "ss"
         if done(decode_dir):
@@ -229,6 +235,98 @@ def cmd_peer_ss(args: argparse.Namespace) -> None:
         write_kaldi_text(decode_dir / "utt2num_src", {u: str(n) for u in wavs})
         score("ss", dirs["test"], decode_dir)
         mark(decode_dir)
+
+
+def padded(src: Path, dst: Path, num_outputs: int) -> None:
+    """``src`` with references 1..num_outputs, an absent source as silence of the
+    mixture's length (ESPnet's loader stacks references: zero-length ones do not)."""
+    if (dst / "wav.scp").is_file():
+        return
+    wav = read_kaldi_text(src / "wav.scp")
+    counts = {u: int(n) for u, n in read_kaldi_text(src / "utt2num_src").items()}
+    tmp = dst.with_name(dst.name + ".tmp")
+    silences: Dict[Tuple[int, int], str] = {}
+    out: Dict[str, Dict[str, str]] = {"wav.scp": wav, "utt2num_src": {u: str(n) for u, n in counts.items()}}
+    for k in range(1, num_outputs + 1):
+        refs = read_kaldi_text(src / f"spk{k}.scp") if (src / f"spk{k}.scp").is_file() else {}
+        out[f"spk{k}.scp"] = {}
+        for utt, path in wav.items():
+            if k <= counts[utt]:
+                out[f"spk{k}.scp"][utt] = refs[utt]
+                continue
+            info = sf.info(path)
+            key = (info.frames, info.samplerate)
+            if key not in silences:
+                silences[key] = str((dst / "silence" / f"{key[0]}_{key[1]}.wav").resolve())
+                atomic_write_wav(tmp / "silence" / Path(silences[key]).name,
+                                 np.zeros(key[0], dtype=np.float32), key[1])
+            out[f"spk{k}.scp"][utt] = silences[key]
+    tmp.mkdir(parents=True, exist_ok=True)
+    for name, mapping in out.items():
+        write_kaldi_text(tmp / name, mapping)
+    tmp.replace(dst)
+
+
+def cmd_peer_unknown(args: argparse.Namespace) -> None:
+    """One stock separator with ``max_num_src`` outputs for every count (see the module doc)."""
+    import torch
+    from espnet2.bin.enh_inference import SeparateSpeech
+
+    from espnet2_use.scoring.energy_count import choose_threshold, kept_outputs, output_levels_db
+
+    m = args.max_num_src
+    dirs = {name: args.out / "data" / f"{src.name}_padded{m}"
+            for name, src in (("train", args.train_dir), ("valid", args.valid_dir))}
+    padded(args.train_dir, dirs["train"], m)
+    padded(args.valid_dir, dirs["valid"], m)
+    conf = yaml.safe_load(args.config.read_text())
+    conf["separator_conf"][args.count_key] = m
+    conf["criterions"] = [{"name": "use_thresholded_snr", "conf": {"max_snr_db": 30.0},
+                           "wrapper": "use_silence_pit", "wrapper_conf": {"weight": 1.0}}]
+    config = args.out / "config_unknown_count.yaml"
+    if not config.is_file():
+        atomic_write_text(config, yaml.safe_dump(conf, sort_keys=False))
+    entries = [("wav.scp", "speech_mix", "sound")]
+    entries += [(f"spk{k}.scp", f"speech_ref{k}", "sound") for k in range(1, m + 1)]
+    exp = args.out / "train"
+    _train_peer("enh", config, exp, args.budget, dirs["train"], dirs["valid"], entries,
+                list(args.train_args or []))
+    decode_dir = args.out / f"decode_{args.test_dir.name}" / "ss"
+    if done(decode_dir):
+        return
+    separate = SeparateSpeech(exp / "config.yaml", exp / "valid.loss.best.pth",
+                              normalize_output_wav=False, device="cpu")
+
+    def outputs(data_dir: Path) -> Dict[str, Tuple[np.ndarray, np.ndarray, int]]:
+        result = {}
+        with torch.no_grad():
+            for utt, path in sorted(read_kaldi_text(data_dir / "wav.scp").items()):
+                mix, fs = sf.read(path, dtype="float32")
+                ests = np.stack([e[0] for e in separate(mix[None], fs=fs)])  # [M, T]
+                result[utt] = (mix, ests, fs)
+        return result
+
+    log(f"choosing the energy-count threshold on {args.valid_dir}")
+    valid = outputs(args.valid_dir)
+    truth = {u: int(n) for u, n in read_kaldi_text(args.valid_dir / "utt2num_src").items()}
+    levels = {u: output_levels_db(mix, ests) for u, (mix, ests, _) in valid.items()}
+    choice = choose_threshold([levels[u] for u in sorted(levels)], [truth[u] for u in sorted(levels)])
+    log(f"decoding {args.test_dir} with {exp}, threshold {choice['threshold_db']} dB")
+    scp: Dict[int, Dict[str, str]] = {}
+    counted = {}
+    for utt, (mix, ests, fs) in outputs(args.test_dir).items():
+        kept = kept_outputs(output_levels_db(mix, ests), choice["threshold_db"])
+        counted[utt] = str(len(kept))
+        for k, index in enumerate(kept, 1):
+            wav = decode_dir / "wavs" / f"{utt}_spk{k}.wav"
+            atomic_write_wav(wav, ests[index], fs)
+            scp.setdefault(k, {})[utt] = str(wav)
+    for k, mapping in scp.items():
+        write_kaldi_text(decode_dir / f"spk{k}.scp", mapping)
+    write_kaldi_text(decode_dir / "utt2num_src", counted)
+    atomic_write_json(args.out / "energy_count.json", choice)
+    score("ss", args.test_dir, decode_dir)
+    mark(decode_dir)
 
 
 def tse_examples(src: Path, dst: Path, targets: Optional[Sequence[int]] = None) -> None:
@@ -287,9 +385,12 @@ def cmd_peer_tse(args: argparse.Namespace) -> None:
         for utt, path in sorted(wavs.items()):
             mix, fs = sf.read(path, dtype="float32")
             example, _ = sf.read(enroll[utt], dtype="float32")
-            est = extract(mix[None], fs=fs, enroll_ref1=example[None])[0]
+            est = extract(mix[None], fs=fs, enroll_ref1=example[None])[0][0]
+            # USE's level="mixture" rule: the mixture projected onto the estimate, so
+            # that SNRi compares like with like (SI-SNR training leaves the scale free).
+            est = est * float(np.dot(mix, est) / max(float(np.dot(est, est)), 1e-12))
             wav = decode_dir / "wavs" / f"{utt}_spk1.wav"
-            atomic_write_wav(wav, est[0], fs)
+            atomic_write_wav(wav, est, fs)
             scp[utt] = str(wav)
     write_kaldi_text(decode_dir / "spk1.scp", scp)
     score("tse", args.test_dir, decode_dir)
@@ -394,6 +495,66 @@ def count_by_true(scores: Optional[Dict]) -> Dict[str, Optional[float]]:
     return {k: float(np.mean(v)) for k, v in sorted(out.items())}
 
 
+def per_mixture(scores: Optional[Dict], n: int) -> Dict[str, float]:
+    """Each ``n``-source test mixture's mean SI-SNRi over its references, a missed one
+    0 dB (the headline's rule): the unit of the bootstrap intervals."""
+    out = {}
+    for utt, rec in sorted((scores or {}).get("utterances", {}).items()):
+        values = [v for v in rec.get("si_snri_all_refs") or [] if v is not None]
+        if int(rec["num_ref_active"]) == n and values:
+            out[utt] = float(np.mean(values))
+    return out
+
+
+def strict_row(scores: Optional[Dict], n: str) -> Optional[float]:
+    return _get(scores, "summary", "by_num_sources", n, "si_snri_strict", "mean")
+
+
+def surplus_rate(scores: Sequence[Optional[Dict]]) -> Optional[float]:
+    """Share of the scored mixtures with an active output that stands for no source."""
+    rows = [_get(sc, "summary", "by_num_sources", "all") for sc in scores if sc]
+    rows = [r for r in rows if r and "surplus_rate" in r]
+    if not rows:
+        return None
+    return sum(r["surplus_rate"] * r["num_utts"] for r in rows) / sum(r["num_utts"] for r in rows)
+
+
+def steps_of(exp_dir: Path) -> Optional[int]:
+    """Training updates of an ESPnet run (its reporter's count, from checkpoint.pth)."""
+    import torch
+
+    path = exp_dir / "checkpoint.pth"
+    if not path.is_file():
+        return None
+    reporter = torch.load(path, map_location="cpu", weights_only=False).get("reporter", {})
+    stats = reporter.get("stats", {})
+    last = max(stats) if stats else None
+    return int(_get(stats.get(last), "train", "total_count") or 0) if last is not None else None
+
+
+def interval(values: Dict[str, float]) -> Optional[List[float]]:
+    from espnet2_use.scoring.bootstrap import bootstrap_mean
+
+    return bootstrap_mean(list(values.values()))["ci"] if values else None
+
+
+def difference(a: Dict[str, float], b: Dict[str, float]) -> Optional[Dict]:
+    """Paired difference a - b over the mixtures both scored."""
+    from espnet2_use.scoring.bootstrap import paired_difference
+
+    common = sorted(set(a) & set(b))
+    if not common:
+        return None
+    out = paired_difference([a[u] for u in common], [b[u] for u in common])
+    out["mixtures"] = len(common)
+    return out
+
+
+def tse_per_target(scores: Optional[Dict]) -> Dict[str, float]:
+    return {f"{t['utt']}/{t['k']}": float(t["si_snri"]) for t in (scores or {}).get("targets", [])
+            if t.get("si_snri") is not None}
+
+
 def cmd_table(args: argparse.Namespace) -> None:
     """RESULTS.json and the comparison tables (between markers) of RESULTS.md."""
     root = args.compare_dir
@@ -416,11 +577,19 @@ def cmd_table(args: argparse.Namespace) -> None:
             tse[combo] = _get(scores_tse, "summary", "all", "snri", "mean")
             tse_si[combo] = _get(scores_tse, "summary", "all", "si_snri", "mean")
         params = _params(exp_root)
+        steps = [steps_of(d) for d in train_dirs]
         for suffix, scores, knows in (("EDA count", ss, False), ("true count", oracle, True)):
             if scores is None:
                 continue
             counting = None if knows else _get(scores, "summary", "counting", "accuracy")
+            mixtures = {n: per_mixture(scores, n) for n in (2, 3)}
             rows.append({
+                "kind": "use", "seeds": 1,
+                "si_snri_2src_ci": interval(mixtures[2]), "si_snri_3src_ci": interval(mixtures[3]),
+                "si_snri_strict_2src": strict_row(scores, "2"), "si_snri_strict_3src": strict_row(scores, "3"),
+                "surplus_rate": surplus_rate([scores]),
+                "steps": sum(steps) if steps and None not in steps else None,
+                "_mixtures": mixtures,
                 "name": f"{name}_{'true' if knows else 'eda'}_count",
                 "system": f"{label}, {suffix}",
                 "knows_count": knows,
@@ -453,23 +622,58 @@ def cmd_table(args: argparse.Namespace) -> None:
              [root / "use_b" / "stage1", root / "use_b" / "stage2"], root / "use_b", "same budget")
     for peer, label in info["ss_peers"].items():
         scores = {n: _load(root / peer / f"decode_{test_ss}_{n}src" / "ss" / "scores.json") for n in ("2", "3")}
-        seconds = [used_seconds(root / peer / f"k{n}") for n in ("2", "3") if (root / peer / f"k{n}").is_dir()]
+        models = [root / peer / f"k{n}" for n in ("2", "3") if (root / peer / f"k{n}" / BUDGET_FILE).is_file()]
+        seconds = [used_seconds(d) for d in models]
         params = _params(root / peer / "k2")
+        mixtures = {n: per_mixture(scores[str(n)], n) for n in (2, 3)}
+        steps = [steps_of(d) for d in models]
         rows.append({
-            "name": peer, "system": f"{label} (one model per count, the budget split in two)",
+            "name": peer, "system": f"{label} (one model per count, each with the whole budget)",
+            "kind": "fixed_count_peer", "seeds": 1,
+            "si_snri_2src_ci": interval(mixtures[2]), "si_snri_3src_ci": interval(mixtures[3]),
+            "si_snri_strict_2src": strict_row(scores["2"], "2"), "si_snri_strict_3src": strict_row(scores["3"], "3"),
+            "surplus_rate": surplus_rate(list(scores.values())),
+            "steps": sum(steps) if steps and None not in steps else None, "_mixtures": mixtures,
             "knows_count": True,
             "si_snri_2src": ss_row(scores["2"], "2"), "si_snri_3src": ss_row(scores["3"], "3"),
             "fuss_si_snri_2src": fuss_row(scores["2"], "2"), "fuss_si_snri_3src": fuss_row(scores["3"], "3"),
             "count_acc": None, "count_acc_by_true": None, "match_acc": None, "tse_snri_all": None,
-            "tse_si_snri_all": None, "tse_snri": None, "params": params, "train_seconds": sum(seconds) if seconds else None,
-            "rtf": rtf(peer), "note": "same budget",
+            "tse_si_snri_all": None, "tse_snri": None, "params": params,
+            # seconds of each count model (each had the whole budget)
+            "train_seconds": max(seconds) if seconds else None,
+            "rtf": rtf(peer), "note": f"{len(models)} models, each with the whole budget",
         })
+        unknown_dir = root / f"{peer}_unknown"
+        unknown = _load(unknown_dir / f"decode_{test_ss}" / "ss" / "scores.json")
+        if unknown is not None:
+            mixtures = {n: per_mixture(unknown, n) for n in (2, 3)}
+            threshold = _get(_load(unknown_dir / "energy_count.json"), "threshold_db")
+            rows.append({
+                "name": f"{peer}_unknown",
+                "system": f"{label}, one model, {info.get('max_num_src', 3)} outputs, counts by energy",
+                "kind": "unknown_count_peer", "seeds": 1, "knows_count": False,
+                "si_snri_2src": ss_row(unknown, "2"), "si_snri_3src": ss_row(unknown, "3"),
+                "si_snri_2src_ci": interval(mixtures[2]), "si_snri_3src_ci": interval(mixtures[3]),
+                "si_snri_strict_2src": strict_row(unknown, "2"), "si_snri_strict_3src": strict_row(unknown, "3"),
+                "fuss_si_snri_2src": fuss_row(unknown, "2"), "fuss_si_snri_3src": fuss_row(unknown, "3"),
+                "surplus_rate": surplus_rate([unknown]), "steps": steps_of(unknown_dir / "train"),
+                "_mixtures": mixtures,
+                "count_acc": _get(unknown, "summary", "counting", "accuracy"),
+                "count_acc_by_true": count_by_true(unknown), "match_acc": None, "tse_snri_all": None,
+                "tse_si_snri_all": None, "tse_snri": None, "params": _params(unknown_dir / "train"),
+                "train_seconds": used_seconds(unknown_dir / "train"), "rtf": None,
+                "note": f"the whole budget; energy threshold {threshold} dB, chosen on validation",
+            })
     def example_row(name: str, label: str, decode_root: Path, model_dir: Path,
-                    train_dirs: Sequence[Path]) -> None:
+                    train_dirs: Sequence[Path], kind: str) -> None:
         """A system scored only by extraction with the audio example."""
         tse = _load(decode_root / f"decode_{test_tse}" / "tse_example" / "scores.json")
         rows.append({
-            "name": name, "system": label,
+            "name": name, "system": label, "kind": kind, "seeds": 1,
+            "si_snri_2src_ci": None, "si_snri_3src_ci": None, "si_snri_strict_2src": None,
+            "si_snri_strict_3src": None, "surplus_rate": None,
+            "steps": sum(steps_of(d) or 0 for d in train_dirs) if train_dirs else None,
+            "_targets": tse_per_target(tse),
             "knows_count": True, "si_snri_2src": None, "si_snri_3src": None,
             "fuss_si_snri_2src": None, "fuss_si_snri_3src": None, "count_acc": None,
             "count_acc_by_true": None, "match_acc": None,
@@ -482,15 +686,21 @@ def cmd_table(args: argparse.Namespace) -> None:
         })
 
     example_dir = root / "use_s_example"
-    example_row("use_s_example", "USE-S, audio-example cue (stage 2 with it, from the recipe's stage 1)",
-                example_dir, example_dir / "stage2", [Path(info["recipe_stage1"]), example_dir / "stage2"])
+    example_row("use_s_example", "USE-S, audio-example cue (stage 2 with it, from the recipe's stage 1, "
+                "which had no cue: separation, counting and tags only)",
+                example_dir, example_dir / "stage2", [Path(info["recipe_stage1"]), example_dir / "stage2"], "use")
     speakerbeam = root / "td_speakerbeam"
-    example_row("td_speakerbeam", "ESPnet TD-SpeakerBeam (tse task, audio-example cue)",
-                speakerbeam, speakerbeam / "train", [speakerbeam / "train"])
+    example_row("td_speakerbeam", "ESPnet TD-SpeakerBeam (tse task, audio-example cue; level: the "
+                "mixture projected onto its output, as USE's level=\"mixture\")",
+                speakerbeam, speakerbeam / "train", [speakerbeam / "train"], "tse_peer")
     for name, label in (("mixture", "mixture (floor)"), ("oracle_irm", "oracle ideal ratio mask (ceiling)")):
         scores = _load(root / name / f"decode_{test_ss}" / "ss" / "scores.json")
+        mixtures = {n: per_mixture(scores, n) for n in (2, 3)}
         rows.append({
-            "name": name, "system": label, "knows_count": True,
+            "name": name, "system": label, "knows_count": True, "kind": "reference", "seeds": 1,
+            "si_snri_2src_ci": interval(mixtures[2]), "si_snri_3src_ci": interval(mixtures[3]),
+            "si_snri_strict_2src": strict_row(scores, "2"), "si_snri_strict_3src": strict_row(scores, "3"),
+            "surplus_rate": surplus_rate([scores]), "steps": None,
             "si_snri_2src": ss_row(scores, "2"), "si_snri_3src": ss_row(scores, "3"),
             "fuss_si_snri_2src": fuss_row(scores, "2"), "fuss_si_snri_3src": fuss_row(scores, "3"),
             "count_acc": None, "count_acc_by_true": None, "match_acc": None, "tse_snri_all": None,
@@ -498,9 +708,13 @@ def cmd_table(args: argparse.Namespace) -> None:
         })
     tse_vs_ss = _load(root / "tse_vs_ss.json")
     findings = paper_findings(rows, tse_vs_ss)
+    differences = bar_differences(rows)
+    for r in rows:  # per-mixture values: inputs of the intervals, not results
+        r.pop("_mixtures", None)
+        r.pop("_targets", None)
     result = {"commit": info["commit"], "machine": info["machine"], "budget_seconds": budget,
               "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "systems": {r["name"]: r for r in rows},
-              "tse_vs_ss": tse_vs_ss, "findings": findings}
+              "differences": differences, "tse_vs_ss": tse_vs_ss, "findings": findings}
     atomic_write_json(args.out_json, result)
     section = render(result)
     text = args.out_md.read_text() if args.out_md.is_file() else ""
@@ -511,6 +725,33 @@ def cmd_table(args: argparse.Namespace) -> None:
         text = text.rstrip("\n") + "\n\n" + section + "\n"
     atomic_write_text(args.out_md, text)
     print(section)
+
+
+def bar_differences(rows: Sequence[Dict]) -> List[Dict]:
+    """The paired differences the bars are read from: USE-S (EDA count) against the best
+    unknown-count peer and the best fixed-count peer (by mean, per count), and USE-S's
+    audio-example row against TD-SpeakerBeam; each ``{"a", "b", "metric", "mean", "ci",
+    "above_zero", "mixtures"}``."""
+    by = {r["name"]: r for r in rows}
+    use = by.get("use_s_eda_count")
+    out = []
+    if use is not None:
+        for kind in ("unknown_count_peer", "fixed_count_peer"):
+            for n in (2, 3):
+                metric = f"si_snri_{n}src"
+                peers = [r for r in rows if r["kind"] == kind and r.get(metric) is not None]
+                if not peers:
+                    continue
+                best = max(peers, key=lambda r: r[metric])
+                d = difference(use["_mixtures"][n], best["_mixtures"][n])
+                if d is not None:
+                    out.append({"a": use["name"], "b": best["name"], "metric": metric, **d})
+    example, beam = by.get("use_s_example"), by.get("td_speakerbeam")
+    if example is not None and beam is not None:
+        d = difference(example["_targets"], beam["_targets"])
+        if d is not None:
+            out.append({"a": example["name"], "b": beam["name"], "metric": "tse_si_snri", **d})
+    return out
 
 
 def paper_findings(rows: Sequence[Dict], tse_vs_ss: Optional[Dict]) -> List[Dict]:
@@ -570,16 +811,21 @@ def render(result: Dict) -> str:
     lines = [TABLE_BEGIN, "## Same-budget comparison (`local/run_compare.sh`)", "",
              f"Commit `{result['commit']}`; {result['machine']}; budget "
              f"{result['budget_seconds']:.0f} s of training per system (USE-S's stages 4 + 5). "
-             "SI-SNRi: every active reference counts, a missed one as 0 dB; FUSS: mean over the "
-             "pairs both active. Counting accuracy over the `test_ss` utterances (per true count in "
+             "SI-SNRi: every active reference counts, a missed one as 0 dB, with its 95 % bootstrap "
+             "interval over the test mixtures; strict: the same with one more 0 dB slot per surplus "
+             "active output (one that stands for no source), so that over-counting is never free; "
+             "with surplus: the share of test mixtures that got one; FUSS: mean over the "
+             "pairs both active. A fixed-count peer trains one model per count, each for the whole "
+             "budget (train s: the longer of them). Counting accuracy over the `test_ss` utterances (per true count in "
              "brackets); TSE: SNRi and SI-SNRi on `test_tse` with all cues (USE) or the audio "
              "example (USE-S's example row, TD-SpeakerBeam; SNRi depends on the output's scale, which USE "
              "takes from the separated source the target most resembles and a model trained on SI-SNR "
              "leaves free). "
              "RTF: seconds per second of audio, one thread.", "",
-             "| system | knows count | SI-SNRi 2 src | SI-SNRi 3 src | FUSS 2 src | FUSS 3 src | "
-             "counting (1 / 2 / 3) | matching | TSE SNRi | TSE SI-SNRi | params | train s | RTF |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| system | kind | knows count | SI-SNRi 2 src [95 % CI] | SI-SNRi 3 src [95 % CI] | "
+             "strict 2 src | strict 3 src | with surplus | FUSS 2 src | FUSS 3 src | "
+             "counting (1 / 2 / 3) | matching | TSE SNRi | TSE SI-SNRi | params | train s | steps | RTF |",
+             "|---" * 18 + "|"]
     for r in result["systems"].values():
         by = r.get("count_acc_by_true") or {}
         counting = "-" if r["count_acc"] is None else (
@@ -589,10 +835,17 @@ def render(result: Dict) -> str:
             tse = next(iter(r["tse_snri"].values()))
         params = "-" if r["params"] is None else f"{r['params'] / 1e6:.2f} M"
         secs = "-" if r["train_seconds"] is None else f"{r['train_seconds']:.0f}"
-        lines.append(f"| {r['system']} | {'yes' if r['knows_count'] else 'no'} | {f(r['si_snri_2src'])} | "
-                     f"{f(r['si_snri_3src'])} | {f(r['fuss_si_snri_2src'])} | {f(r['fuss_si_snri_3src'])} | "
+        def with_ci(key: str) -> str:
+            ci = r.get(f"{key}_ci")
+            return f(r[key]) + ("" if not ci else f" [{ci[0]:.2f}, {ci[1]:.2f}]")
+
+        steps = "-" if r.get("steps") is None else str(r["steps"])
+        lines.append(f"| {r['system']} | {r.get('kind', '-')} | {'yes' if r['knows_count'] else 'no'} | "
+                     f"{with_ci('si_snri_2src')} | {with_ci('si_snri_3src')} | "
+                     f"{f(r.get('si_snri_strict_2src'))} | {f(r.get('si_snri_strict_3src'))} | "
+                     f"{f(r.get('surplus_rate'), True)} | {f(r['fuss_si_snri_2src'])} | {f(r['fuss_si_snri_3src'])} | "
                      f"{counting} | {f(r['match_acc'], True)} | {f(tse)} | {f(r.get('tse_si_snri_all'))} | "
-                     f"{params} | {secs} | "
+                     f"{params} | {secs} | {steps} | "
                      f"{f(r['rtf']) if r['rtf'] is not None else '-'} |")
     use = result["systems"].get("use_s_eda_count") or {}
     if use.get("tse_snri"):
@@ -605,6 +858,14 @@ def render(result: Dict) -> str:
         lines += ["", f"TSE with all cues {f(t['tse_snri'])} dB SNRi against the best-matching SS "
                   f"estimate of the same mixtures {f(t['ss_best_match_snri'])} dB "
                   f"({t['targets']} targets).", ""]
+    if result.get("differences"):
+        lines += ["", "Paired differences (bootstrap over the mixtures both scored; a claim holds when the "
+                  "interval lies above 0):", "",
+                  "| A | B | metric | A - B | 95 % CI | above 0 | mixtures |", "|---|---|---|---|---|---|---|"]
+        for d in result["differences"]:
+            lines.append(f"| {d['a']} | {d['b']} | {d['metric']} | {d['mean']:.2f} | "
+                         f"[{d['ci'][0]:.2f}, {d['ci'][1]:.2f}] | {'yes' if d['above_zero'] else 'no'} | "
+                         f"{d['mixtures']} |")
     lines += ["", "### The paper's findings, measured here", "",
               "| finding (paper) | measured here | verdict |", "|---|---|---|"]
     for row in result["findings"]:
@@ -638,7 +899,7 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--max_num_src", type=int, default=3)
     p.add_argument("--train_args", nargs=argparse.REMAINDER, default=[])
 
-    for name in ("peer-ss", "peer-tse"):
+    for name in ("peer-ss", "peer-unknown", "peer-tse"):
         p = sub.add_parser(name)
         p.add_argument("--config", type=Path, required=True)
         p.add_argument("--out", type=Path, required=True)
@@ -648,6 +909,9 @@ def get_parser() -> argparse.ArgumentParser:
         p.add_argument("--test_dir", type=Path, required=True)
         if name == "peer-ss":
             p.add_argument("--counts", type=int, nargs="+", default=[2, 3])
+        if name == "peer-unknown":
+            p.add_argument("--max_num_src", type=int, default=3, help="the outputs of the model")
+        if name != "peer-tse":
             p.add_argument("--count_key", default="num_spk", help="separator_conf key of the count")
         p.add_argument("--train_args", nargs=argparse.REMAINDER, default=[])
 
@@ -671,7 +935,8 @@ def get_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s] %(levelname)s: %(message)s")
     args = get_parser().parse_args(argv)
-    {"use": cmd_use, "peer-ss": cmd_peer_ss, "peer-tse": cmd_peer_tse, "mixture": cmd_mixture,
+    {"use": cmd_use, "peer-ss": cmd_peer_ss, "peer-unknown": cmd_peer_unknown,
+     "peer-tse": cmd_peer_tse, "mixture": cmd_mixture,
      "rtf": cmd_rtf, "table": cmd_table}[args.command](args)
     return 0
 

@@ -12,7 +12,11 @@
 #   USE-S example  stage 2 with an audio-example cue too (budget B2), decoded with the example
 #   USE-B       both stages, budgets B1 and B2 = USE-S's stage times
 #   peers       ESPnet's tcn (Conv-TasNet), dprnn, tfgridnetv2: one model per count (2, 3),
-#               each trained on the mixtures of its count for B / 2 (they know the count)
+#               each trained on the mixtures of its count for the whole budget B (they know
+#               the count)
+#   unknown-count peers  tcn and dprnn as one model with 3 outputs, trained on all 1-3-source
+#               mixtures for B with silent references (FUSS's thresholded SNR loss), counting
+#               by output energy (threshold chosen on valid): the peer the paper beats
 #   TSE peer    ESPnet's td_speakerbeam (tse task, audio-example cue), budget B
 #   references  the mixture itself (floor) and the oracle ideal ratio mask (ceiling)
 # then the inference real-time factor (one thread) and the tables.
@@ -63,7 +67,7 @@ recipe2=exp/${stage2_tag}
 dump=dump/raw
 compare=(${python} local/compare.py)
 start=${SECONDS}
-steps="recipe use_s_stage1 use_s_align0 use_s_example use_b tcn dprnn tfgridnetv2 td_speakerbeam references rtf table"
+steps="recipe use_s_stage1 use_s_align0 use_s_example use_b tcn dprnn tfgridnetv2 tcn_unknown dprnn_unknown td_speakerbeam references rtf table"
 step_no=0
 step() {  # step <name> <command...>: runs a step, logs progress and what is left
     local name=$1; shift
@@ -114,7 +118,7 @@ cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.start
 info = {"commit": commit + ("+uncommitted" if dirty else ""), "budget_seconds": float(budget),
         "machine": f"{os.cpu_count()} cores ({cpu}), torch threads 2 for training",
         "recipe_stage1": r1, "recipe_stage2": r2, "test_ss": "test_ss", "test_tse": "test_tse",
-        "tse_combinations": combos.split(),
+        "tse_combinations": combos.split(), "max_num_src": 3,
         "ss_peers": {"tcn": "ESPnet Conv-TasNet (tcn)", "dprnn": "ESPnet DPRNN",
                      "tfgridnetv2": "ESPnet TF-GridNetV2"}}
 json.dump(info, open(out + ".tmp", "w"), indent=2); os.replace(out + ".tmp", out)
@@ -150,6 +154,14 @@ peer() {  # peer <name> <count key> <extra args...>
 step tcn peer tcn num_spk "${peer_args_tcn[@]}"
 step dprnn peer dprnn num_spk "${peer_args_dprnn[@]}"
 step tfgridnetv2 peer tfgridnetv2 n_srcs "${peer_args_tfgridnetv2[@]}"
+unknown_peer() {  # unknown_peer <name> <count key> <extra args...>
+    local name=$1 key=$2; shift 2
+    "${compare[@]}" peer-unknown --config "conf/compare/${name}.yaml" --out "${compare_dir}/${name}_unknown" \
+        --budget "${budget}" --train_dir "${dump}/train" --valid_dir "${dump}/valid" \
+        --test_dir "${dump}/test_ss" --count_key "${key}" --max_num_src 3 --train_args "$@"
+}
+step tcn_unknown unknown_peer tcn num_spk "${peer_args_tcn[@]}"
+step dprnn_unknown unknown_peer dprnn num_spk "${peer_args_dprnn[@]}"
 step td_speakerbeam "${compare[@]}" peer-tse --config conf/compare/td_speakerbeam.yaml \
     --out "${compare_dir}/td_speakerbeam" --budget "${budget}" --train_dir "${dump}/train" \
     --valid_dir "${dump}/valid" --test_dir "${dump}/test_tse" --train_args "${peer_args_tse[@]}"
