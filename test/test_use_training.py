@@ -1,8 +1,10 @@
 """USE on ESPnet's trainer: collect-stats, training, resume, init_param, DDP on CPU,
 and ESPnet's own enh / tse tasks with ``separator: use`` / ``extractor: use``."""
+import itertools
 import os
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -174,6 +176,24 @@ def test_a_training_budget_ends_the_running_epoch_and_stops(tiny):
         "--max_epoch", "50", "--train_budget_seconds", "0.01", "--resume", "true"]))
     assert not (out / "3epoch.pth").exists()
     assert float((out / "train_budget_used").read_text()) >= used
+
+
+def test_a_budget_stops_training_after_the_epochs_it_pays_for(tiny, monkeypatch):
+    """On a clock that advances one second at each reading, an 11 s budget pays for
+    two of the eight epochs (each reads it five times: the time used, the deadline
+    before the epoch, each of its two batches, the deadline after): the trainer goes on
+    past the first epoch and stops before the last, and records the time it used."""
+    from espnet2_use.train import budget_trainer
+
+    ticks = itertools.count()
+    monkeypatch.setattr(budget_trainer, "time", types.SimpleNamespace(perf_counter=lambda: float(next(ticks))))
+    out = tiny["root"] / "exp_budget_clock"
+    USETask.main(cmd=train_cmd(tiny, tiny["stage1"], out,
+                               extra=["--max_epoch", "8", "--train_budget_seconds", "11"]))
+    state = torch.load(out / "checkpoint.pth", map_location="cpu", weights_only=False)
+    assert 2 <= state["reporter"]["epoch"] <= 3, state["reporter"]["epoch"]
+    assert (out / "2epoch.pth").is_file() and not (out / "4epoch.pth").exists()
+    assert float((out / "train_budget_used").read_text()) >= 11
 
 
 def test_the_budget_trainer_rejects_a_non_positive_budget(tiny):
