@@ -283,6 +283,11 @@ def cmd_peer_unknown(args: argparse.Namespace) -> None:
     conf["separator_conf"][args.count_key] = m
     conf["criterions"] = [{"name": "use_thresholded_snr", "conf": {"max_snr_db": 30.0},
                            "wrapper": "use_silence_pit", "wrapper_conf": {"weight": 1.0}}]
+    # USE-S's training crops (ESPnet's enh preprocessor, which crops num_spk references):
+    # a source silent in a crop is a silent reference, which this loss takes as it is, so
+    # no crop is searched for where every reference sounds (it cannot be found for padding).
+    conf.update(preprocessor="enh", speech_segment=args.speech_segment, num_spk=m,
+                avoid_allzero_segment=False)
     config = args.out / "config_unknown_count.yaml"
     if not config.is_file():
         atomic_write_text(config, yaml.safe_dump(conf, sort_keys=False))
@@ -911,6 +916,8 @@ def get_parser() -> argparse.ArgumentParser:
             p.add_argument("--counts", type=int, nargs="+", default=[2, 3])
         if name == "peer-unknown":
             p.add_argument("--max_num_src", type=int, default=3, help="the outputs of the model")
+            p.add_argument("--speech_segment", type=int, default=16000,
+                           help="training crops in samples (USE-S's: 2 s at 8 kHz)")
         if name != "peer-tse":
             p.add_argument("--count_key", default="num_spk", help="separator_conf key of the count")
         p.add_argument("--train_args", nargs=argparse.REMAINDER, default=[])
