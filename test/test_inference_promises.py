@@ -165,6 +165,35 @@ def test_long_audio_keeps_each_source_on_one_output(use, model):
     assert counted.count == use.separate(x).count, (counted.count, counted.existence_prob)
 
 
+class DriftingSeparator(torch.nn.Module):
+    """A stand-in for a model whose attractors and estimates agree with nothing from
+    one chunk to the next (as an untrained one's may): random every call."""
+
+    cue_network = None
+
+    def __init__(self):
+        super().__init__()
+        self.rng = np.random.default_rng(0)
+
+    def separate(self, speech, num_src=None, name_sources=False):
+        n = num_src or 2
+        T = speech.size(1)
+        return dict(
+            sources=torch.from_numpy(self.rng.standard_normal((1, n, T)).astype(np.float32)),
+            counts=torch.tensor([n]), existence_prob=torch.full((1, n + 1), 0.9),
+            attractors=torch.from_numpy(self.rng.standard_normal((1, n + 1, 16)).astype(np.float32)),
+        )
+
+
+def test_a_forced_count_holds_over_a_long_recording_whatever_the_model_gives(model):
+    """--num-sources N: N outputs for the whole file, also when no estimate of a chunk
+    fits the sources found before (without the forced count each would be a new one)."""
+    use = USE(DriftingSeparator(), fs=FS)
+    long = np.tile(model["mixture"], 6)
+    assert use.separate(long, num_sources=2, chunk_seconds=0.75).count == 2
+    assert use.separate(long, chunk_seconds=0.75).count > 2  # new sounds: new outputs
+
+
 # ---------------------------------------------------------------------- loading
 def test_training_folder_and_packed_model_agree_and_the_pack_outlives_the_folder(model, tmp_path):
     root = tmp_path / "recipe"

@@ -248,7 +248,7 @@ class USE:
         chunk, overlap = self._chunking(len(wav), chunk_seconds, overlap_seconds)
         starts = chunk_starts(len(wav), chunk, overlap)
         windows = chunk_windows(starts, chunk, len(wav))
-        tracker = _SourceTracker(len(wav))
+        tracker = _SourceTracker(len(wav), max_sources=num_sources)
         for start, window in zip(starts, windows):
             piece = wav[start : start + chunk]
             if rms(piece) <= SILENCE_RMS:

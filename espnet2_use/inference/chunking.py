@@ -50,11 +50,18 @@ class _SourceTracker:
     and an estimate that fits no known source (score below ``new_source_score``)
     starts a new one. Stitching is overlap-add with linear crossfades, into one
     output buffer per source; only those buffers grow with the file.
+
+    With ``max_sources`` (a forced count), once that many sources are known every
+    estimate joins one of them, however poorly it fits: the file gets as many outputs
+    as the user asked for, not one per chunk whose attractors drift.
     """
 
-    def __init__(self, num_samples: int, new_source_score: float = 0.5):
+    def __init__(
+        self, num_samples: int, new_source_score: float = 0.5, max_sources: Optional[int] = None
+    ):
         self.num_samples = num_samples
         self.new_source_score = new_source_score
+        self.max_sources = max_sources
         self.attractors: List[np.ndarray] = []
         # Each source's estimate in the previous chunk (None if absent there): its
         # samples that overlap the next chunk are compared with that chunk's.
@@ -97,8 +104,9 @@ class _SourceTracker:
             from scipy.optimize import linear_sum_assignment
 
             rows, cols = linear_sum_assignment(-scores)
+            full = self.max_sources is not None and len(self.attractors) >= self.max_sources
             for s, g in zip(rows, cols):
-                if scores[s, g] >= self.new_source_score:
+                if full or scores[s, g] >= self.new_source_score:
                     owner[s] = int(g)
         current: List[Optional[np.ndarray]] = [None] * len(self.attractors)
         for s in range(len(est)):
