@@ -429,19 +429,23 @@ def _set_up_recipe(root: Path, media: Path, label_list: Path) -> None:
         (d / name).write_text("".join(f"{u} {v}".rstrip() + "\n" for u, v in zip(utts, values)))
 
 
-def _config(path: Path, label_list: Path, text_batch: int, video_batch: int) -> str:
+def _config(path: Path, label_list: Path, text_batch: int, video_batch: int, text_model: str,
+            video_weights: str) -> str:
+    """The cache CLI's config over the tiny BERT and timm's test_efficientnet: the code
+    paths of MiniLM and EfficientNet-Lite0 (whose real weights are tested above), at a
+    fraction of their time in a test that extracts every cue several times."""
     conf = {
         "separator_conf": {"backbone_conf": {"emb_dim": 16}},
         "cue_encoders": {
-            "text": {"type": "hf", "conf": {"model_path": MINILM, "batch_size": text_batch}},
+            "text": {"type": "hf", "conf": {"model_path": text_model, "batch_size": text_batch}},
             "label": {"type": "embedding", "conf": {"label_list": str(label_list)}},
             "video": {
                 "type": "timm",
-                # 128 px instead of 224: the same network, a third of the test's time.
                 "conf": {
-                    "weights": LITE0,
+                    "model_name": "test_efficientnet",
+                    "weights": video_weights,
                     "num_frames": 4,
-                    "image_size": 128,
+                    "image_size": 64,
                     "batch_size": video_batch,
                 },
             },
@@ -458,12 +462,13 @@ def _load_dir(out: Path):
     }
 
 
-def test_extract_cues_cli(media, tmp_path, monkeypatch):
+def test_extract_cues_cli(media, tiny_bert, tiny_timm, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # relative paths are resolved against the recipe dir
     labels = tmp_path / "labels.txt"
     labels.write_text("Dog bark\nRain\n")
     _set_up_recipe(tmp_path, media, labels)
-    config = _config(tmp_path / "exact.yaml", labels, text_batch=1, video_batch=1)
+    models = dict(text_model=tiny_bert, video_weights=tiny_timm)
+    config = _config(tmp_path / "exact.yaml", labels, text_batch=1, video_batch=1, **models)
     argv = ["--data_dir", "data/test", "--out_dir", "dump/raw/test", "--config", config]
     use_extract_cues.main(argv)
 
@@ -483,10 +488,8 @@ def test_extract_cues_cli(media, tmp_path, monkeypatch):
         m: build_cue_encoder(s["type"], cue_dim, s["conf"]) for m, s in sections.items()
     }
     data = tmp_path / "data" / "test"
-    for modality, fname, dim in [
-        ("text", "text_spk{k}", 384),
-        ("video", "video_spk{k}.scp", 1280),
-    ]:
+    for modality, fname in [("text", "text_spk{k}"), ("video", "video_spk{k}.scp")]:
+        dim = encoders[modality].input_dim
         for k in (1, 2):
             raws = use_extract_cues.read_kaldi_text(str(data / fname.format(k=k)))
             for utt, raw in raws.items():
@@ -495,8 +498,9 @@ def test_extract_cues_cli(media, tmp_path, monkeypatch):
                 assert cached.shape[0] == (0 if not raw else cached.shape[0])
                 fresh = encoders[modality].extract(raw)
                 assert np.array_equal(cached, fresh), (modality, k, utt)
-    assert cache["video_emb_spk1.scp"]["u2"].shape == (4, 1280)  # clip: 4 frames
-    assert cache["video_emb_spk1.scp"]["u1"].shape == (1, 1280)  # picture: 1 frame
+    video_dim = encoders["video"].input_dim
+    assert cache["video_emb_spk1.scp"]["u2"].shape == (4, video_dim)  # clip: 4 frames
+    assert cache["video_emb_spk1.scp"]["u1"].shape == (1, video_dim)  # picture: 1 frame
 
     # Identical cues are stored once: same ark offset, also across sources.
     scp1 = dict(line.split() for line in (out / "text_emb_spk1.scp").read_text().splitlines())
@@ -534,7 +538,7 @@ def test_extract_cues_cli(media, tmp_path, monkeypatch):
             assert np.array_equal(merged[name][utt], redo[name][utt]), (name, utt)
 
     # Default batching: one forward for many cues, equal up to float rounding.
-    batched = _config(tmp_path / "batched.yaml", labels, text_batch=32, video_batch=16)
+    batched = _config(tmp_path / "batched.yaml", labels, text_batch=32, video_batch=16, **models)
     use_extract_cues.main(argv[:3] + ["dump/batched", "--config", batched])
     fast = _load_dir(tmp_path / "dump" / "batched")
     for name in redo:
@@ -542,12 +546,13 @@ def test_extract_cues_cli(media, tmp_path, monkeypatch):
             assert np.allclose(fast[name][utt], redo[name][utt], atol=1e-4), (name, utt)
 
 
-def test_extract_cues_cli_errors(media, tmp_path, monkeypatch):
+def test_extract_cues_cli_errors(media, tiny_bert, tiny_timm, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     labels = tmp_path / "labels.txt"
     labels.write_text("Dog bark\nRain\n")
     _set_up_recipe(tmp_path, media, labels)
-    config = _config(tmp_path / "c.yaml", labels, text_batch=4, video_batch=4)
+    config = _config(tmp_path / "c.yaml", labels, text_batch=4, video_batch=4, text_model=tiny_bert,
+                     video_weights=tiny_timm)
     video2 = tmp_path / "data" / "test" / "video_spk2.scp"
     video2.write_text(video2.read_text().replace("media/house.png", "media/lost.png"))
     argv = ["--data_dir", "data/test", "--out_dir", "out", "--config", config]
