@@ -247,10 +247,10 @@ def label_list_cwd(tmp_path, monkeypatch) -> Path:
     return tmp_path
 
 
-def dummy_batch(model, fs: int, with_cues: bool) -> Dict[str, torch.Tensor]:
-    """Half a second, batch 1: two sources, and the cues of source 1 as training sees them."""
+def dummy_batch(model, fs: int, with_cues: bool, seconds: float = 0.5) -> Dict[str, torch.Tensor]:
+    """Batch 1: two sources, and the cues of source 1 as training sees them."""
     torch.manual_seed(0)
-    T = fs // 2
+    T = int(fs * seconds)
     refs = torch.randn(2, T)
     batch = {"speech_mix": refs.sum(0, keepdim=True), "speech_mix_lengths": torch.tensor([T]),
              "num_src": torch.tensor([[2]])}
@@ -331,12 +331,14 @@ PAPER = [
 @pytest.mark.parametrize("corpus,stage1,stage2,bench", PAPER)
 def test_paper_configs_have_the_paper_schedule_and_the_timed_size(corpus, stage1, stage2, bench,
                                                                   label_list_cwd):
+    """The paper's schedule and size, stage 2 loads stage 1, and both models run forward."""
     conf = recipe_dir(corpus) / "conf"
     assert (conf / "train_stage1.yaml").resolve().parent == conf / "tuning"
     args1 = parse_config(corpus, stage1)
     assert (args1.max_epoch, args1.optim, args1.optim_conf["lr"]) == (70, "adam", 1.0e-4)
     assert not args1.cue_encoders and args1.model_conf.get("cue_branch_ratio", 0.0) == 0.0
     model1 = USETask.build_model(args1)
+    run_forward(model1, args1, stage2=False)
     if bench is not None:
         # The very model tools/bench_model.py timed (RESULTS.md's GPU-hour estimate).
         timed = sum(p.numel() for m in load_bench()(bench) for p in m.parameters())
@@ -355,9 +357,49 @@ def test_paper_configs_have_the_paper_schedule_and_the_timed_size(corpus, stage1
     assert cue_conf["text"]["conf"]["feature_dim"] == 768
     assert cue_conf["video"]["conf"]["model_name"] == "swin_tiny_patch4_window7_224"
     # Stage 2 starts from stage 1's weights (--init_param): every stage-1 tensor has its place.
-    shapes2 = {k: v.shape for k, v in USETask.build_model(args2).state_dict().items()}
+    model2 = USETask.build_model(args2)
+    run_forward(model2, args2, stage2=True)
+    shapes2 = {k: v.shape for k, v in model2.state_dict().items()}
     for key, value in model1.state_dict().items():
         assert shapes2.get(key) == value.shape, key
+
+
+def run_forward(model, args, stage2: bool) -> None:
+    """A paper-size model runs (forward only, no gradients) on a short mixture: its
+    training forward (both branches where it has cues) and its separation."""
+    model.eval()
+    batch = dummy_batch(model, args.sample_rate, stage2, seconds=0.1)
+    with torch.no_grad():
+        loss, stats, _ = model(**batch)
+        out = model.separate(batch["speech_mix"], num_src=2)
+    assert torch.isfinite(loss), stats
+    if stage2:
+        assert np.isfinite(float(stats["tse_si_snr"])), stats
+    T = batch["speech_mix"].size(1)
+    assert out["sources"].shape == (1, 2, T) and torch.isfinite(out["sources"]).all()
+
+
+def test_swin_t_runs_as_the_video_cue_encoder(tmp_path):
+    """Swin-T (the paper configs' video encoder) through the cue encoder on a picture:
+    random weights saved as a user's checkpoint, at its fixed 224 x 224 input."""
+    import timm
+    from PIL import Image
+
+    from espnet2_use.cue.timm_video_cue_encoder import TimmVideoCueEncoder
+
+    video = parse_config("vggsound", "train_use_s_stage2.yaml").cue_encoders["video"]["conf"]
+    torch.manual_seed(0)
+    swin = timm.create_model(video["model_name"], pretrained=False, num_classes=0)
+    weights = tmp_path / "swin.pth"
+    torch.save(swin.state_dict(), weights)
+    del swin
+    picture = tmp_path / "picture.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (120, 160, 3), dtype=np.uint8)).save(picture)
+    encoder = TimmVideoCueEncoder(output_dim=16, model_name=video["model_name"], weights=str(weights),
+                                  num_frames=1, image_size=video["image_size"],
+                                  feature_dim=video["feature_dim"])
+    feats = encoder.extract(str(picture))
+    assert feats.shape == (1, video["feature_dim"]) and np.isfinite(feats).all() and feats.std() > 0
 
 
 def test_swin_config_matches_the_timm_architecture():
