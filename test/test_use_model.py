@@ -76,6 +76,7 @@ def test_variable_counts_in_one_batch_give_finite_loss_and_gradients(backbone):
         assert p.grad is not None and torch.isfinite(p.grad).all(), name
 
 
+@pytest.mark.slow  # forty training steps
 def test_a_few_dozen_steps_make_the_loss_fall_and_the_eda_learn_the_count():
     model = build()
     batch = toy_batch(labels=False)
@@ -128,6 +129,7 @@ def test_count_that_disagrees_with_references_names_the_utterance():
         model(**batch)
 
 
+@pytest.mark.slow  # forty training steps
 @pytest.mark.parametrize("tse_targets", ["one", "all"])
 def test_stage_two_trains_both_branches_and_tse_and_alignment_losses_fall(tse_targets):
     torch.manual_seed(0)
@@ -246,6 +248,7 @@ def test_extract_takes_the_level_of_the_separated_source_the_target_resembles():
         model.extract(mix, None, cue, level="loudest")
 
 
+@pytest.mark.slow  # forty training steps
 def test_tagging_losses_fall_and_the_tags_name_the_classes_of_the_mixture():
     # Stage 1 with a label encoder for the tag vocabulary only: no cue branch.
     model = build(cues=True, tag_weight=1.0, attractor_tag_weight=1.0)
