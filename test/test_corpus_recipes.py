@@ -366,17 +366,13 @@ def test_paper_configs_have_the_paper_schedule_and_the_timed_size(corpus, stage1
 
 def run_forward(model, args, stage2: bool) -> None:
     """A paper-size model runs (forward only, no gradients) on a short mixture: its
-    training forward (both branches where it has cues) and its separation."""
+    validation forward, which separates and, with cues, extracts (both branches)."""
     model.eval()
-    batch = dummy_batch(model, args.sample_rate, stage2, seconds=0.1)
     with torch.no_grad():
-        loss, stats, _ = model(**batch)
-        out = model.separate(batch["speech_mix"], num_src=2)
-    assert torch.isfinite(loss), stats
+        loss, stats, _ = model(**dummy_batch(model, args.sample_rate, stage2, seconds=0.05))
+    assert torch.isfinite(loss) and np.isfinite(float(stats["si_snr"])), stats
     if stage2:
         assert np.isfinite(float(stats["tse_si_snr"])), stats
-    T = batch["speech_mix"].size(1)
-    assert out["sources"].shape == (1, 2, T) and torch.isfinite(out["sources"]).all()
 
 
 def test_swin_t_runs_as_the_video_cue_encoder(tmp_path):
