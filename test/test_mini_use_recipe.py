@@ -163,6 +163,19 @@ def test_the_same_budget_comparison_runs_every_system_and_writes_both_tables(rec
         ci = row["si_snri_2src_ci"]
         if ci is not None and row["si_snri_2src"] is not None:
             assert ci[0] <= row["si_snri_2src"] <= ci[1], (row["name"], ci)
+    # --tiny: seeds 0 and 1 for USE-S and the best peer of each kind (by seed 0)
+    assert systems["use_s_eda_count"]["seeds"] == 2
+    assert sorted(r["seeds"] for r in systems.values() if r["kind"] == "fixed_count_peer") == [1, 1, 2]
+    assert sorted(r["seeds"] for r in systems.values() if r["kind"] == "unknown_count_peer") == [1, 2]
+    assert all(d["seeds"] == [2, 2] for d in result["differences"] if d["metric"] != "tse_si_snri")
+    # the learning curve: USE-S and the best fixed-count peer at B/2, B and 2B
+    curve = result["curve"]
+    assert len(curve) == 2 and len(curve["use_s"]) == 3, curve
+    for points in curve.values():
+        assert len(points) == 3 and all(isinstance(p["si_snri_2src"], float) for p in points), curve
+        seconds = [p["seconds"] for p in points]
+        assert seconds == sorted(seconds) and seconds[-1] > seconds[0], seconds
+    assert (root / "compare_curve.png").stat().st_size > 0
     metrics = {(d["b"], d["metric"]) for d in result["differences"]}
     assert {d["a"] for d in result["differences"]} >= {"use_s_eda_count"}
     assert {m for _, m in metrics} >= {"si_snri_2src", "si_snri_3src", "tse_si_snri"}

@@ -20,6 +20,8 @@ killed comparison resumes where it stopped:
              trained with the budget on one example per (mixture, source), decoded on
              the TSE test set's target, given the level of USE's ``level="mixture"``
              rule (the mixture projected onto the estimate) and scored
+  best-peer  which peer of a kind (fixed / unknown count) scored best with seed 0: the
+             one that trains with more seeds (run_compare.sh --seeds)
   mixture    the floor: the mixture returned as every source
   rtf        inference real-time factor of a trained system, one thread
   table      RESULTS.json and the two tables of RESULTS.md
@@ -54,13 +56,13 @@ def log(msg: str) -> None:
     print(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} (compare.py) {msg}", file=sys.stderr, flush=True)
 
 
-def done(path: Path) -> bool:
-    return (path / ".done").is_file()
+def done(path: Path, marker: str = ".done") -> bool:
+    return (path / marker).is_file()
 
 
-def mark(path: Path, info: Optional[Dict] = None) -> None:
+def mark(path: Path, info: Optional[Dict] = None, marker: str = ".done") -> None:
     path.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path / ".done", json.dumps(info or {}) + "\n")
+    atomic_write_text(path / marker, json.dumps(info or {}) + "\n")
 
 
 def used_seconds(exp_dir: Path) -> float:
@@ -180,10 +182,11 @@ def _espnet_data_args(mode: str, data_dir: Path, entries: Sequence) -> List[str]
 
 
 def _train_peer(task: str, config: Path, exp: Path, budget: float, train_dir: Path,
-                valid_dir: Path, entries: Sequence, extra: Sequence[str]) -> None:
+                valid_dir: Path, entries: Sequence, extra: Sequence[str], marker: str = ".done") -> None:
+    """Train (or resume, up to ``budget`` seconds in all) and mark it done with ``marker``."""
     from espnet2_use.bin.budget_train import budget_task
 
-    if done(exp):
+    if done(exp, marker):
         return
     exp.mkdir(parents=True, exist_ok=True)
     write_shape_file(train_dir, exp / "shape_train")
@@ -195,16 +198,15 @@ def _train_peer(task: str, config: Path, exp: Path, budget: float, train_dir: Pa
     cmd += _espnet_data_args("valid", valid_dir, entries)
     log(f"training {exp} ({task}, budget {budget:.0f} s)")
     budget_task(task).main(cmd=cmd)
-    mark(exp, {"seconds": used_seconds(exp)})
+    mark(exp, {"seconds": used_seconds(exp), "budget": budget}, marker)
 
 
 def cmd_peer_ss(args: argparse.Namespace) -> None:
-    """A fixed-count stock separator per count, each model with the whole budget."""
-    import torch
-    from espnet2.bin.enh_inference import SeparateSpeech
-
-    counts = args.counts
-    for n in counts:
+    """A fixed-count stock separator per count, each model with the whole budget; with
+    ``--curve_budgets``, each model is trained up to each budget in turn (resumed, so the
+    later points continue the earlier run) and decoded at each."""
+    budgets = sorted(args.curve_budgets) if args.curve_budgets else [args.budget]
+    for n in args.counts:
         exp = args.out / f"k{n}"
         dirs = {}
         for name, src in (("train", args.train_dir), ("valid", args.valid_dir), ("test", args.test_dir)):
@@ -213,28 +215,37 @@ def cmd_peer_ss(args: argparse.Namespace) -> None:
         entries = [("wav.scp", "speech_mix", "sound")]
         entries += [(f"spk{k}.scp", f"speech_ref{k}", "sound") for k in range(1, n + 1)]
         extra = ["--separator_conf", f"{args.count_key}={n}", *(args.train_args or [])]
-        _train_peer("enh", args.config, exp, args.budget, dirs["train"],
-                    dirs["valid"], entries, extra)
-        decode_dir = args.out / f"decode_{args.test_dir.name}_{n}src" / "ss"
-        if done(decode_dir):
-            continue
-        log(f"decoding {dirs['test']} with {exp}")
-        separate = SeparateSpeech(exp / "config.yaml", exp / "valid.loss.best.pth",
-                                  normalize_output_wav=False, device="cpu")
-        scp: Dict[int, Dict[str, str]] = {}
-        wavs = read_kaldi_text(dirs["test"] / "wav.scp")
-        with torch.no_grad():
-            for utt, path in sorted(wavs.items()):
-                mix, fs = sf.read(path, dtype="float32")
-                for k, est in enumerate(separate(mix[None], fs=fs), 1):
-                    wav = decode_dir / "wavs" / f"{utt}_spk{k}.wav"
-                    atomic_write_wav(wav, est[0], fs)
-                    scp.setdefault(k, {})[utt] = str(wav)
-        for k, mapping in scp.items():
-            write_kaldi_text(decode_dir / f"spk{k}.scp", mapping)
-        write_kaldi_text(decode_dir / "utt2num_src", {u: str(n) for u in wavs})
-        score("ss", dirs["test"], decode_dir)
-        mark(decode_dir)
+        for budget in budgets:
+            tag = f"_b{budget:g}" if args.curve_budgets else ""
+            _train_peer("enh", args.config, exp, budget, dirs["train"], dirs["valid"], entries,
+                        extra, marker=f".done{tag}")
+            decode_dir = args.out / f"decode_{args.test_dir.name}_{n}src{tag}" / "ss"
+            if not done(decode_dir):
+                _decode_fixed_count(exp, dirs["test"], decode_dir, n)
+                mark(decode_dir, {"seconds": used_seconds(exp)})
+
+
+def _decode_fixed_count(exp: Path, test_dir: Path, decode_dir: Path, n: int) -> None:
+    """Separate ``test_dir`` with a fixed-count model (every output kept) and score it."""
+    import torch
+    from espnet2.bin.enh_inference import SeparateSpeech
+
+    log(f"decoding {test_dir} with {exp}")
+    separate = SeparateSpeech(exp / "config.yaml", exp / "valid.loss.best.pth",
+                              normalize_output_wav=False, device="cpu")
+    scp: Dict[int, Dict[str, str]] = {}
+    wavs = read_kaldi_text(test_dir / "wav.scp")
+    with torch.no_grad():
+        for utt, path in sorted(wavs.items()):
+            mix, fs = sf.read(path, dtype="float32")
+            for k, est in enumerate(separate(mix[None], fs=fs), 1):
+                wav = decode_dir / "wavs" / f"{utt}_spk{k}.wav"
+                atomic_write_wav(wav, est[0], fs)
+                scp.setdefault(k, {})[utt] = str(wav)
+    for k, mapping in scp.items():
+        write_kaldi_text(decode_dir / f"spk{k}.scp", mapping)
+    write_kaldi_text(decode_dir / "utt2num_src", {u: str(n) for u in wavs})
+    score("ss", test_dir, decode_dir)
 
 
 def padded(src: Path, dst: Path, num_outputs: int) -> None:
@@ -537,22 +548,59 @@ def steps_of(exp_dir: Path) -> Optional[int]:
     return int(_get(stats.get(last), "train", "total_count") or 0) if last is not None else None
 
 
-def interval(values: Dict[str, float]) -> Optional[List[float]]:
+def seed_matrix(*systems: Sequence[Dict[str, float]]) -> Tuple[List[np.ndarray], int]:
+    """Each system's per-mixture values (one dict per seed) as a matrix [seeds, mixtures]
+    over the mixtures every seed of every system scored, and their number."""
+    seeds = [list(runs) for runs in systems]
+    if not all(seeds) or not all(all(r) for r in seeds):
+        return [], 0
+    common = sorted(set.intersection(*(set(r) for runs in seeds for r in runs)))
+    return [np.array([[r[u] for u in common] for r in runs]) for runs in seeds], len(common)
+
+
+def interval(seeds: Sequence[Dict[str, float]]) -> Optional[List[float]]:
+    """95 % bootstrap interval of a system's mean over its seeds and test mixtures."""
     from espnet2_use.scoring.bootstrap import bootstrap_mean
 
-    return bootstrap_mean(list(values.values()))["ci"] if values else None
+    matrices, n = seed_matrix(seeds)
+    return bootstrap_mean(matrices[0])["ci"] if n else None
 
 
-def difference(a: Dict[str, float], b: Dict[str, float]) -> Optional[Dict]:
-    """Paired difference a - b over the mixtures both scored."""
+def seeds_mean(seeds: Sequence[Dict[str, float]]) -> Optional[float]:
+    matrices, n = seed_matrix(seeds)
+    return float(matrices[0].mean()) if n else None
+
+
+def difference(a: Sequence[Dict[str, float]], b: Sequence[Dict[str, float]]) -> Optional[Dict]:
+    """Paired difference a - b over the mixtures both scored (every seed of each)."""
     from espnet2_use.scoring.bootstrap import paired_difference
 
-    common = sorted(set(a) & set(b))
-    if not common:
+    matrices, n = seed_matrix(a, b)
+    if not n:
         return None
-    out = paired_difference([a[u] for u in common], [b[u] for u in common])
-    out["mixtures"] = len(common)
+    out = paired_difference(*matrices)
+    out["mixtures"] = n
+    out["seeds"] = [len(a), len(b)]
     return out
+
+
+def seed_runs(root: Path, name: str) -> List[Path]:
+    """The folders of a system's extra seeds (``<name>_seed1``, ...), in seed order."""
+    return sorted(root.glob(f"{name}_seed*"), key=lambda p: int(p.name.rsplit("_seed", 1)[1]))
+
+
+def with_seeds(row: Dict, seed_scores: Dict[int, List[Optional[Dict]]]) -> Dict:
+    """``row`` (seed 0) with the per-mixture values of every seed: the headline SI-SNRi
+    becomes the mean over seeds and mixtures, its interval the two-level bootstrap's."""
+    mixtures = {n: [per_mixture(sc, n) for sc in runs if sc is not None] for n, runs in seed_scores.items()}
+    mixtures = {n: [m for m in runs if m] for n, runs in mixtures.items()}
+    row["_mixtures"] = mixtures
+    row["seeds"] = max((len(v) for v in mixtures.values()), default=1) or 1
+    for n, runs in mixtures.items():
+        row[f"si_snri_{n}src_ci"] = interval(runs)
+        if len(runs) > 1:
+            row[f"si_snri_{n}src"] = seeds_mean(runs)
+    return row
 
 
 def tse_per_target(scores: Optional[Dict]) -> Dict[str, float]:
@@ -587,14 +635,13 @@ def cmd_table(args: argparse.Namespace) -> None:
             if scores is None:
                 continue
             counting = None if knows else _get(scores, "summary", "counting", "accuracy")
-            mixtures = {n: per_mixture(scores, n) for n in (2, 3)}
-            rows.append({
-                "kind": "use", "seeds": 1,
-                "si_snri_2src_ci": interval(mixtures[2]), "si_snri_3src_ci": interval(mixtures[3]),
+            extra = [_load(d / f"decode_{test_ss}" / ("ss_oracle" if knows else "ss") / "scores.json")
+                     for d in seed_runs(root, name)]
+            rows.append(with_seeds({
+                "kind": "use",
                 "si_snri_strict_2src": strict_row(scores, "2"), "si_snri_strict_3src": strict_row(scores, "3"),
                 "surplus_rate": surplus_rate([scores]),
                 "steps": sum(steps) if steps and None not in steps else None,
-                "_mixtures": mixtures,
                 "name": f"{name}_{'true' if knows else 'eda'}_count",
                 "system": f"{label}, {suffix}",
                 "knows_count": knows,
@@ -612,7 +659,7 @@ def cmd_table(args: argparse.Namespace) -> None:
                 "tse_snri": None if knows else tse,
                 "params": params, "train_seconds": seconds, "rtf": rtf(name),
                 "note": note,
-            })
+            }, {n: [scores] + extra for n in (2, 3)}))
 
     budget = info["budget_seconds"]
     recipe = Path(info["recipe_stage2"])
@@ -630,15 +677,15 @@ def cmd_table(args: argparse.Namespace) -> None:
         models = [root / peer / f"k{n}" for n in ("2", "3") if (root / peer / f"k{n}" / BUDGET_FILE).is_file()]
         seconds = [used_seconds(d) for d in models]
         params = _params(root / peer / "k2")
-        mixtures = {n: per_mixture(scores[str(n)], n) for n in (2, 3)}
         steps = [steps_of(d) for d in models]
-        rows.append({
+        seed_scores = {n: [scores[str(n)]] + [_load(d / f"decode_{test_ss}_{n}src" / "ss" / "scores.json")
+                                             for d in seed_runs(root, peer)] for n in (2, 3)}
+        rows.append(with_seeds({
             "name": peer, "system": f"{label} (one model per count, each with the whole budget)",
-            "kind": "fixed_count_peer", "seeds": 1,
-            "si_snri_2src_ci": interval(mixtures[2]), "si_snri_3src_ci": interval(mixtures[3]),
+            "kind": "fixed_count_peer",
             "si_snri_strict_2src": strict_row(scores["2"], "2"), "si_snri_strict_3src": strict_row(scores["3"], "3"),
             "surplus_rate": surplus_rate(list(scores.values())),
-            "steps": sum(steps) if steps and None not in steps else None, "_mixtures": mixtures,
+            "steps": sum(steps) if steps and None not in steps else None,
             "knows_count": True,
             "si_snri_2src": ss_row(scores["2"], "2"), "si_snri_3src": ss_row(scores["3"], "3"),
             "fuss_si_snri_2src": fuss_row(scores["2"], "2"), "fuss_si_snri_3src": fuss_row(scores["3"], "3"),
@@ -647,28 +694,27 @@ def cmd_table(args: argparse.Namespace) -> None:
             # seconds of each count model (each had the whole budget)
             "train_seconds": max(seconds) if seconds else None,
             "rtf": rtf(peer), "note": f"{len(models)} models, each with the whole budget",
-        })
+        }, seed_scores))
         unknown_dir = root / f"{peer}_unknown"
         unknown = _load(unknown_dir / f"decode_{test_ss}" / "ss" / "scores.json")
         if unknown is not None:
-            mixtures = {n: per_mixture(unknown, n) for n in (2, 3)}
             threshold = _get(_load(unknown_dir / "energy_count.json"), "threshold_db")
-            rows.append({
+            extra = [_load(d / f"decode_{test_ss}" / "ss" / "scores.json")
+                     for d in seed_runs(root, f"{peer}_unknown")]
+            rows.append(with_seeds({
                 "name": f"{peer}_unknown",
                 "system": f"{label}, one model, {info.get('max_num_src', 3)} outputs, counts by energy",
-                "kind": "unknown_count_peer", "seeds": 1, "knows_count": False,
+                "kind": "unknown_count_peer", "knows_count": False,
                 "si_snri_2src": ss_row(unknown, "2"), "si_snri_3src": ss_row(unknown, "3"),
-                "si_snri_2src_ci": interval(mixtures[2]), "si_snri_3src_ci": interval(mixtures[3]),
                 "si_snri_strict_2src": strict_row(unknown, "2"), "si_snri_strict_3src": strict_row(unknown, "3"),
                 "fuss_si_snri_2src": fuss_row(unknown, "2"), "fuss_si_snri_3src": fuss_row(unknown, "3"),
                 "surplus_rate": surplus_rate([unknown]), "steps": steps_of(unknown_dir / "train"),
-                "_mixtures": mixtures,
                 "count_acc": _get(unknown, "summary", "counting", "accuracy"),
                 "count_acc_by_true": count_by_true(unknown), "match_acc": None, "tse_snri_all": None,
                 "tse_si_snri_all": None, "tse_snri": None, "params": _params(unknown_dir / "train"),
                 "train_seconds": used_seconds(unknown_dir / "train"), "rtf": None,
                 "note": f"the whole budget; energy threshold {threshold} dB, chosen on validation",
-            })
+            }, {n: [unknown] + extra for n in (2, 3)}))
     def example_row(name: str, label: str, decode_root: Path, model_dir: Path,
                     train_dirs: Sequence[Path], kind: str) -> None:
         """A system scored only by extraction with the audio example."""
@@ -678,7 +724,7 @@ def cmd_table(args: argparse.Namespace) -> None:
             "si_snri_2src_ci": None, "si_snri_3src_ci": None, "si_snri_strict_2src": None,
             "si_snri_strict_3src": None, "surplus_rate": None,
             "steps": sum(steps_of(d) or 0 for d in train_dirs) if train_dirs else None,
-            "_targets": tse_per_target(tse),
+            "_targets": [tse_per_target(tse)],
             "knows_count": True, "si_snri_2src": None, "si_snri_3src": None,
             "fuss_si_snri_2src": None, "fuss_si_snri_3src": None, "count_acc": None,
             "count_acc_by_true": None, "match_acc": None,
@@ -700,7 +746,7 @@ def cmd_table(args: argparse.Namespace) -> None:
                 speakerbeam, speakerbeam / "train", [speakerbeam / "train"], "tse_peer")
     for name, label in (("mixture", "mixture (floor)"), ("oracle_irm", "oracle ideal ratio mask (ceiling)")):
         scores = _load(root / name / f"decode_{test_ss}" / "ss" / "scores.json")
-        mixtures = {n: per_mixture(scores, n) for n in (2, 3)}
+        mixtures = {n: [per_mixture(scores, n)] for n in (2, 3)}
         rows.append({
             "name": name, "system": label, "knows_count": True, "kind": "reference", "seeds": 1,
             "si_snri_2src_ci": interval(mixtures[2]), "si_snri_3src_ci": interval(mixtures[3]),
@@ -714,12 +760,15 @@ def cmd_table(args: argparse.Namespace) -> None:
     tse_vs_ss = _load(root / "tse_vs_ss.json")
     findings = paper_findings(rows, tse_vs_ss)
     differences = bar_differences(rows)
+    curve = learning_curve(root, info, test_ss)
+    if curve:
+        plot_curve(curve, args.out_md.parent / "compare_curve.png")
     for r in rows:  # per-mixture values: inputs of the intervals, not results
         r.pop("_mixtures", None)
         r.pop("_targets", None)
     result = {"commit": info["commit"], "machine": info["machine"], "budget_seconds": budget,
               "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "systems": {r["name"]: r for r in rows},
-              "differences": differences, "tse_vs_ss": tse_vs_ss, "findings": findings}
+              "differences": differences, "curve": curve, "tse_vs_ss": tse_vs_ss, "findings": findings}
     atomic_write_json(args.out_json, result)
     section = render(result)
     text = args.out_md.read_text() if args.out_md.is_file() else ""
@@ -732,9 +781,74 @@ def cmd_table(args: argparse.Namespace) -> None:
     print(section)
 
 
+def learning_curve(root: Path, info: Dict, test_ss: str) -> Optional[Dict]:
+    """Honest SI-SNRi on 2 and 3 sources against training seconds: USE-S at B/2, B (the
+    recipe) and 2B, the best fixed-count peer at B/2, B (the main run) and 2B (seconds of
+    one count model, the mean of the two). None before run_compare.sh's curves step."""
+    peer_file = root / "curve" / "peer"
+    if not peer_file.is_file():
+        return None
+    peer = peer_file.read_text().strip()
+    use_points = []
+    for exp_dirs, decode in (
+        ([root / "curve" / "use_s_x0.5" / "stage1", root / "curve" / "use_s_x0.5" / "stage2"],
+         root / "curve" / "use_s_x0.5"),
+        ([Path(info["recipe_stage1"]), Path(info["recipe_stage2"])], Path(info["recipe_stage2"])),
+        ([root / "curve" / "use_s_x2" / "stage1", root / "curve" / "use_s_x2" / "stage2"],
+         root / "curve" / "use_s_x2"),
+    ):
+        scores = _load(decode / f"decode_{test_ss}" / "ss" / "scores.json")
+        if scores is not None:
+            use_points.append({"seconds": sum(used_seconds(d) for d in exp_dirs),
+                               "si_snri_2src": ss_row(scores, "2"), "si_snri_3src": ss_row(scores, "3")})
+    peer_points = []
+    tags = sorted({d.name.rsplit("_b", 1)[1] for d in (root / "curve" / peer).glob(f"decode_{test_ss}_2src_b*")},
+                  key=float)
+    points = [(root / peer, "")] + [(root / "curve" / peer, f"_b{t}") for t in tags]
+    for base, tag in points:
+        point: Dict[str, Optional[float]] = {}
+        seconds = []
+        for n in ("2", "3"):
+            decode = base / f"decode_{test_ss}_{n}src{tag}" / "ss"
+            point[f"si_snri_{n}src"] = ss_row(_load(decode / "scores.json"), n)
+            marker = _load(decode / ".done") or {}
+            seconds.append(marker.get("seconds") or (used_seconds(base / f"k{n}") if not tag else None))
+        if None not in seconds and None not in point.values():
+            peer_points.append({"seconds": float(np.mean(seconds)), **point})
+    # (a tiny run's budgets are capped below the recipe's own training time: sort by time)
+    use_points.sort(key=lambda p: p["seconds"])
+    peer_points.sort(key=lambda p: p["seconds"])
+    return {"use_s": use_points, peer: peer_points}
+
+
+def plot_curve(curve: Dict, png: Path) -> None:
+    """The learning curve as a PNG (written whole or not at all)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from espnet2_use.utils.fileio import atomic_write
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for (name, points), colour in zip(curve.items(), ("tab:blue", "tab:orange", "tab:green")):
+        for n, style in (("2", "-o"), ("3", "--s")):
+            ax.plot([p["seconds"] for p in points], [p[f"si_snri_{n}src"] for p in points], style,
+                    color=colour, label=f"{name}, {n} sources")
+    ax.set_xlabel("training seconds (one model)")
+    ax.set_ylabel("SI-SNRi, every reference (dB)")
+    ax.set_title("Which way the gap goes")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    atomic_write(png, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
+    plt.close(fig)
+
+
 def bar_differences(rows: Sequence[Dict]) -> List[Dict]:
     """The paired differences the bars are read from: USE-S (EDA count) against the best
-    unknown-count peer and the best fixed-count peer (by mean, per count), and USE-S's
+    unknown-count peer and the best fixed-count peer (the one with more seeds, then by
+    mean, per count), and USE-S's
     audio-example row against TD-SpeakerBeam; each ``{"a", "b", "metric", "mean", "ci",
     "above_zero", "mixtures"}``."""
     by = {r["name"]: r for r in rows}
@@ -747,7 +861,8 @@ def bar_differences(rows: Sequence[Dict]) -> List[Dict]:
                 peers = [r for r in rows if r["kind"] == kind and r.get(metric) is not None]
                 if not peers:
                     continue
-                best = max(peers, key=lambda r: r[metric])
+                # the peer that trained with more seeds is the best of its kind by seed 0
+                best = max(peers, key=lambda r: (r["seeds"], r[metric]))
                 d = difference(use["_mixtures"][n], best["_mixtures"][n])
                 if d is not None:
                     out.append({"a": use["name"], "b": best["name"], "metric": metric, **d})
@@ -816,8 +931,9 @@ def render(result: Dict) -> str:
     lines = [TABLE_BEGIN, "## Same-budget comparison (`local/run_compare.sh`)", "",
              f"Commit `{result['commit']}`; {result['machine']}; budget "
              f"{result['budget_seconds']:.0f} s of training per system (USE-S's stages 4 + 5). "
-             "SI-SNRi: every active reference counts, a missed one as 0 dB, with its 95 % bootstrap "
-             "interval over the test mixtures; strict: the same with one more 0 dB slot per surplus "
+             "SI-SNRi: every active reference counts, a missed one as 0 dB, the mean over a system's "
+             "seeds where it has several, with its 95 % bootstrap interval over seeds and test "
+             "mixtures (the other columns are seed 0's); strict: the same with one more 0 dB slot per surplus "
              "active output (one that stands for no source), so that over-counting is never free; "
              "with surplus: the share of test mixtures that got one; FUSS: mean over the "
              "pairs both active. A fixed-count peer trains one model per count, each for the whole "
@@ -845,7 +961,8 @@ def render(result: Dict) -> str:
             return f(r[key]) + ("" if not ci else f" [{ci[0]:.2f}, {ci[1]:.2f}]")
 
         steps = "-" if r.get("steps") is None else str(r["steps"])
-        lines.append(f"| {r['system']} | {r.get('kind', '-')} | {'yes' if r['knows_count'] else 'no'} | "
+        seeds = f" ({r['seeds']} seeds)" if r.get("seeds", 1) > 1 else ""
+        lines.append(f"| {r['system']}{seeds} | {r.get('kind', '-')} | {'yes' if r['knows_count'] else 'no'} | "
                      f"{with_ci('si_snri_2src')} | {with_ci('si_snri_3src')} | "
                      f"{f(r.get('si_snri_strict_2src'))} | {f(r.get('si_snri_strict_3src'))} | "
                      f"{f(r.get('surplus_rate'), True)} | {f(r['fuss_si_snri_2src'])} | {f(r['fuss_si_snri_3src'])} | "
@@ -871,12 +988,42 @@ def render(result: Dict) -> str:
             lines.append(f"| {d['a']} | {d['b']} | {d['metric']} | {d['mean']:.2f} | "
                          f"[{d['ci'][0]:.2f}, {d['ci'][1]:.2f}] | {'yes' if d['above_zero'] else 'no'} | "
                          f"{d['mixtures']} |")
+    if result.get("curve"):
+        lines += ["", "Learning curve ([compare_curve.png](compare_curve.png)): honest SI-SNRi "
+                  "against training seconds (one model; a fixed-count peer's is the mean of its two "
+                  "count models).", "", "| system | seconds | SI-SNRi 2 src | SI-SNRi 3 src |",
+                  "|---|---|---|---|"]
+        for name, points in result["curve"].items():
+            for p in points:
+                lines.append(f"| {name} | {p['seconds']:.0f} | {f(p['si_snri_2src'])} | "
+                             f"{f(p['si_snri_3src'])} |")
     lines += ["", "### The paper's findings, measured here", "",
               "| finding (paper) | measured here | verdict |", "|---|---|---|"]
     for row in result["findings"]:
         lines.append(f"| {row['finding']} | {row['measured']} | {row['verdict']} |")
     lines.append(TABLE_END)
     return "\n".join(lines)
+
+
+def cmd_best_peer(args: argparse.Namespace) -> None:
+    """Print the peer of a kind with the highest mean headline SI-SNRi over 2 and 3 sources
+    (seed 0): the one that trains with more seeds."""
+    best, best_score = None, -np.inf
+    for peer in args.peers:
+        if args.kind == "fixed":
+            paths = [args.compare_dir / peer / f"decode_{args.test_name}_{n}src" / "ss" / "scores.json"
+                     for n in (2, 3)]
+        else:
+            paths = [args.compare_dir / f"{peer}_unknown" / f"decode_{args.test_name}" / "ss" / "scores.json"] * 2
+        values = [ss_row(_load(p), str(n)) for p, n in zip(paths, (2, 3))]
+        if None in values:
+            continue
+        if np.mean(values) > best_score:
+            best, best_score = peer, float(np.mean(values))
+    if best is None:
+        raise SystemExit(f"compare.py best-peer: no {args.kind}-count peer of {args.peers} has scores in "
+                         f"{args.compare_dir}")
+    print(best)
 
 
 # --------------------------------------------------------------------------- CLI
@@ -914,6 +1061,9 @@ def get_parser() -> argparse.ArgumentParser:
         p.add_argument("--test_dir", type=Path, required=True)
         if name == "peer-ss":
             p.add_argument("--counts", type=int, nargs="+", default=[2, 3])
+            p.add_argument("--curve_budgets", type=float, nargs="+", default=None,
+                           help="train each model up to each of these budgets in turn, "
+                           "decoding at each (the learning curve; --budget is then unused)")
         if name == "peer-unknown":
             p.add_argument("--max_num_src", type=int, default=3, help="the outputs of the model")
             p.add_argument("--speech_segment", type=int, default=16000,
@@ -921,6 +1071,12 @@ def get_parser() -> argparse.ArgumentParser:
         if name != "peer-tse":
             p.add_argument("--count_key", default="num_spk", help="separator_conf key of the count")
         p.add_argument("--train_args", nargs=argparse.REMAINDER, default=[])
+
+    p = sub.add_parser("best-peer", help="the best peer of a kind (seed 0)")
+    p.add_argument("--compare_dir", type=Path, required=True)
+    p.add_argument("--kind", choices=["fixed", "unknown"], required=True)
+    p.add_argument("--test_name", default="test_ss")
+    p.add_argument("peers", nargs="+")
 
     p = sub.add_parser("mixture")
     p.add_argument("--out", type=Path, required=True)
@@ -943,7 +1099,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s] %(levelname)s: %(message)s")
     args = get_parser().parse_args(argv)
     {"use": cmd_use, "peer-ss": cmd_peer_ss, "peer-unknown": cmd_peer_unknown,
-     "peer-tse": cmd_peer_tse, "mixture": cmd_mixture,
+     "peer-tse": cmd_peer_tse, "best-peer": cmd_best_peer, "mixture": cmd_mixture,
      "rtf": cmd_rtf, "table": cmd_table}[args.command](args)
     return 0
 

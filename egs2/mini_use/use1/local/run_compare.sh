@@ -4,6 +4,7 @@
 #
 #   ./local/run_compare.sh                 # the whole comparison (about 2 h on 2 cores)
 #   ./local/run_compare.sh --tiny true     # every system at a tiny size (the test suite's run)
+#   ./local/run_compare.sh --seeds 3       # USE-S and the best peers with seeds 0-2 (default)
 #
 # Systems (exp/compare/<system>/):
 #   USE-S       the recipe itself (./run.sh stages 1-7, its model and decodings); its
@@ -26,6 +27,7 @@
 set -euo pipefail
 
 tiny=false
+seeds=3              # USE-S and the best peer of each kind train with seeds 0 .. seeds-1
 recipe_opts=""       # options of ./run.sh (shell words)
 compare_dir=exp/compare
 results_md=RESULTS.md
@@ -59,6 +61,7 @@ if "${tiny}"; then
     peer_args_tse=(--encoder_conf channel=16 --decoder_conf channel=16 --extractor_conf layer=2 --extractor_conf stack=1 --extractor_conf bottleneck_dim=16 --extractor_conf hidden_dim=16 --extractor_conf skip_dim=16 --extractor_conf i_adapt_layer=1 --extractor_conf adapt_enroll_dim=16)
     rtf_utts=2
     budget_cap=4    # seconds: the tiny run checks the pipeline, not the models
+    seeds=2
 fi
 stage1_tag=$(basename "${stage1_config}" .yaml)
 stage2_tag=$(basename "${stage2_config}" .yaml)
@@ -67,7 +70,7 @@ recipe2=exp/${stage2_tag}
 dump=dump/raw
 compare=(${python} local/compare.py)
 start=${SECONDS}
-steps="recipe use_s_stage1 use_s_align0 use_s_example use_b tcn dprnn tfgridnetv2 tcn_unknown dprnn_unknown td_speakerbeam references rtf table"
+steps="recipe use_s_stage1 use_s_align0 use_s_example use_b tcn dprnn tfgridnetv2 tcn_unknown dprnn_unknown td_speakerbeam seeds curves references rtf table"
 step_no=0
 step() {  # step <name> <command...>: runs a step, logs progress and what is left
     local name=$1; shift
@@ -145,26 +148,73 @@ step use_b "${compare[@]}" use --out "${compare_dir}/use_b" --stage1_config "${u
     --budget1 "${b1}" --budget2 "${b2}" "${common[@]}" --ss_test_dir "${dump}/test_ss" \
     --tse_test_dir "${dump}/test_tse" --tse_combinations ${tse_combinations}
 
-peer() {  # peer <name> <count key> <extra args...>
-    local name=$1 key=$2; shift 2
-    "${compare[@]}" peer-ss --config "conf/compare/${name}.yaml" --out "${compare_dir}/${name}" \
+peer() {  # peer <name> <count key> <out> <extra args...>
+    local name=$1 key=$2 out=$3; shift 3
+    "${compare[@]}" peer-ss --config "conf/compare/${name}.yaml" --out "${out}" \
         --budget "${budget}" --train_dir "${dump}/train" --valid_dir "${dump}/valid" \
         --test_dir "${dump}/test_ss" --count_key "${key}" --train_args "$@"
 }
-step tcn peer tcn num_spk "${peer_args_tcn[@]}"
-step dprnn peer dprnn num_spk "${peer_args_dprnn[@]}"
-step tfgridnetv2 peer tfgridnetv2 n_srcs "${peer_args_tfgridnetv2[@]}"
-unknown_peer() {  # unknown_peer <name> <count key> <extra args...>
-    local name=$1 key=$2; shift 2
-    "${compare[@]}" peer-unknown --config "conf/compare/${name}.yaml" --out "${compare_dir}/${name}_unknown" \
+step tcn peer tcn num_spk "${compare_dir}/tcn" "${peer_args_tcn[@]}"
+step dprnn peer dprnn num_spk "${compare_dir}/dprnn" "${peer_args_dprnn[@]}"
+step tfgridnetv2 peer tfgridnetv2 n_srcs "${compare_dir}/tfgridnetv2" "${peer_args_tfgridnetv2[@]}"
+unknown_peer() {  # unknown_peer <name> <count key> <out> <extra args...>
+    local name=$1 key=$2 out=$3; shift 3
+    "${compare[@]}" peer-unknown --config "conf/compare/${name}.yaml" --out "${out}" \
         --budget "${budget}" --train_dir "${dump}/train" --valid_dir "${dump}/valid" \
         --test_dir "${dump}/test_ss" --count_key "${key}" --max_num_src 3 --train_args "$@"
 }
-step tcn_unknown unknown_peer tcn num_spk "${peer_args_tcn[@]}"
-step dprnn_unknown unknown_peer dprnn num_spk "${peer_args_dprnn[@]}"
+step tcn_unknown unknown_peer tcn num_spk "${compare_dir}/tcn_unknown" "${peer_args_tcn[@]}"
+step dprnn_unknown unknown_peer dprnn num_spk "${compare_dir}/dprnn_unknown" "${peer_args_dprnn[@]}"
 step td_speakerbeam "${compare[@]}" peer-tse --config conf/compare/td_speakerbeam.yaml \
     --out "${compare_dir}/td_speakerbeam" --budget "${budget}" --train_dir "${dump}/train" \
     --valid_dir "${dump}/valid" --test_dir "${dump}/test_tse" --train_args "${peer_args_tse[@]}"
+
+# More seeds (--seeds N): USE-S (both stages, the recipe's budgets) and the best peer of
+# each kind by seed 0 train again with seeds 1 .. N-1 (SS decodings only): the headlines
+# become means over seeds, the intervals resample seeds as well as test mixtures.
+count_key() { [ "$1" = tfgridnetv2 ] && echo n_srcs || echo num_spk; }
+extra_seeds() {
+    local s best_fixed best_unknown
+    [ "${seeds}" -gt 1 ] || return 0
+    best_fixed=$("${compare[@]}" best-peer --compare_dir "${compare_dir}" --kind fixed tcn dprnn tfgridnetv2)
+    best_unknown=$("${compare[@]}" best-peer --compare_dir "${compare_dir}" --kind unknown tcn dprnn)
+    local -n fixed_args="peer_args_${best_fixed}" unknown_args="peer_args_${best_unknown}"
+    log "seeds 1..$(( seeds - 1 )) for use_s, ${best_fixed}, ${best_unknown}_unknown"
+    for s in $(seq 1 $(( seeds - 1 ))); do
+        "${compare[@]}" use --out "${compare_dir}/use_s_seed${s}" --stage1_config "${stage1_config}" \
+            --stage2_config "${stage2_config}" --budget1 "${b1}" --budget2 "${b2}" "${common[@]}" \
+            --ss_test_dir "${dump}/test_ss" --train_args --seed "${s}"
+        peer "${best_fixed}" "$(count_key "${best_fixed}")" "${compare_dir}/${best_fixed}_seed${s}" \
+            "${fixed_args[@]}" --seed "${s}"
+        unknown_peer "${best_unknown}" num_spk "${compare_dir}/${best_unknown}_unknown_seed${s}" \
+            "${unknown_args[@]}" --seed "${s}"
+    done
+}
+step seeds extra_seeds
+
+# Which way the gap goes: USE-S (both stages at half and twice the recipe's budgets) and
+# the best fixed-count peer (its count models trained to B/2, then resumed to 2B), decoded
+# at each point; with the main run's models at B, a curve of honest SI-SNRi against
+# training seconds (RESULTS.json "curve", compare_curve.png beside RESULTS.md).
+curves() {
+    local f best_fixed half double
+    best_fixed=$("${compare[@]}" best-peer --compare_dir "${compare_dir}" --kind fixed tcn dprnn tfgridnetv2)
+    local -n fixed_args="peer_args_${best_fixed}"
+    read -r half double < <(${python} -c "import sys; b = float(sys.argv[1]); print(round(b / 2, 2), round(2 * b, 2))" "${budget}")
+    for f in 0.5 2; do
+        "${compare[@]}" use --out "${compare_dir}/curve/use_s_x${f}" --stage1_config "${stage1_config}" \
+            --stage2_config "${stage2_config}" \
+            --budget1 "$(${python} -c "print(round(${b1} * ${f}, 2))")" \
+            --budget2 "$(${python} -c "print(round(${b2} * ${f}, 2))")" "${common[@]}" \
+            --ss_test_dir "${dump}/test_ss"
+    done
+    "${compare[@]}" peer-ss --config "conf/compare/${best_fixed}.yaml" --out "${compare_dir}/curve/${best_fixed}" \
+        --budget "${budget}" --curve_budgets "${half}" "${double}" --train_dir "${dump}/train" \
+        --valid_dir "${dump}/valid" --test_dir "${dump}/test_ss" --count_key "$(count_key "${best_fixed}")" \
+        --train_args "${fixed_args[@]}"
+    echo "${best_fixed}" > "${compare_dir}/curve/peer"
+}
+step curves curves
 
 references() {
     "${compare[@]}" mixture --out "${compare_dir}/mixture" --test_dir "${dump}/test_ss"
