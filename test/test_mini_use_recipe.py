@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import soundfile as sf
+import yaml
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]
@@ -168,6 +169,19 @@ def test_the_same_budget_comparison_runs_every_system_and_writes_both_tables(rec
     assert sorted(r["seeds"] for r in systems.values() if r["kind"] == "fixed_count_peer") == [1, 1, 2]
     assert sorted(r["seeds"] for r in systems.values() if r["kind"] == "unknown_count_peer") == [1, 2]
     assert all(d["seeds"] == [2, 2] for d in result["differences"] if d["metric"] != "tse_si_snri")
+    # the sweep: every system, the tiny run's two peak rates, trained with its best
+    sweep = result["sweep"]
+    assert sorted(sweep) == sorted(["use_s", "use_b", "tcn", "dprnn", "tfgridnetv2", "tcn_unknown",
+                                    "dprnn_unknown", "td_speakerbeam"])
+    for name, v in sweep.items():
+        assert sorted(v["losses"]) == ["0.001", "0.004"] and v["best"] in v["losses"], (name, v)
+        assert v["losses"][v["best"]] == min(x for x in v["losses"].values() if x is not None)
+    best_conf = yaml.safe_load((root / "exp/compare/sweep/tcn/config_best.yaml").read_text())
+    assert best_conf["optim_conf"]["lr"] == float(sweep["tcn"]["best"]) and best_conf["scheduler"] == "warmuplr"
+    tcn_conf = yaml.safe_load((root / "exp/compare/tcn/k2/config.yaml").read_text())
+    assert tcn_conf["optim_conf"]["lr"] == float(sweep["tcn"]["best"]), "the peer trains at its best rate"
+    retrained = sweep["use_s"]["best"] != "0.002"  # the tiny USE-S config's own rate
+    assert (systems["use_s_eda_count"]["note"] == "its best rate of the sweep") == retrained
     # the learning curve: USE-S and the best fixed-count peer at B/2, B and 2B
     curve = result["curve"]
     assert len(curve) == 2 and len(curve["use_s"]) == 3, curve

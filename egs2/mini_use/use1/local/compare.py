@@ -20,6 +20,8 @@ killed comparison resumes where it stopped:
              trained with the budget on one example per (mixture, source), decoded on
              the TSE test set's target, given the level of USE's ``level="mixture"``
              rule (the mixture projected onto the estimate) and scored
+  sweep      the same small sweep for every system: a short run per peak learning rate
+             (warm-up, then 1/sqrt decay), the best by the system's validation loss
   best-peer  which peer of a kind (fixed / unknown count) scored best with seed 0: the
              one that trains with more seeds (run_compare.sh --seeds)
   mixture    the floor: the mixture returned as every source
@@ -141,6 +143,8 @@ def cmd_use(args: argparse.Namespace) -> None:
         log(f"training {exp} (budget {budget} s)")
         USETask.main(cmd=cmd)
         mark(exp, {"seconds": used_seconds(exp)})
+    if getattr(args, "train_only", False):
+        return
     final = args.decode_exp or out / stages[-1][0]
     for test_dir, tasks in ((args.ss_test_dir, ["ss", "ss_oracle"]),
                             (args.tse_test_dir, [f"tse:{c}" for c in args.tse_combinations])):
@@ -219,6 +223,8 @@ def cmd_peer_ss(args: argparse.Namespace) -> None:
             tag = f"_b{budget:g}" if args.curve_budgets else ""
             _train_peer("enh", args.config, exp, budget, dirs["train"], dirs["valid"], entries,
                         extra, marker=f".done{tag}")
+            if args.train_only:
+                continue
             decode_dir = args.out / f"decode_{args.test_dir.name}_{n}src{tag}" / "ss"
             if not done(decode_dir):
                 _decode_fixed_count(exp, dirs["test"], decode_dir, n)
@@ -307,6 +313,8 @@ def cmd_peer_unknown(args: argparse.Namespace) -> None:
     exp = args.out / "train"
     _train_peer("enh", config, exp, args.budget, dirs["train"], dirs["valid"], entries,
                 list(args.train_args or []))
+    if args.train_only:
+        return
     decode_dir = args.out / f"decode_{args.test_dir.name}" / "ss"
     if done(decode_dir):
         return
@@ -388,6 +396,8 @@ def cmd_peer_tse(args: argparse.Namespace) -> None:
     exp = args.out / "train"
     _train_peer("tse", args.config, exp, args.budget, dirs["train"], dirs["valid"], entries,
                 list(args.train_args or []))
+    if args.train_only:
+        return
     decode_dir = args.out / f"decode_{args.test_dir.name}" / "tse_example"
     if done(decode_dir):
         return
@@ -429,6 +439,75 @@ def cmd_mixture(args: argparse.Namespace) -> None:
     write_kaldi_text(decode_dir / "utt2num_src", {u: str(n) for u, n in counts.items()})
     score("ss", args.test_dir, decode_dir)
     mark(decode_dir)
+
+
+# --------------------------------------------------------------------------- sweep
+SCHEDULE = "warmuplr"  # the schedule family of USE-S's configs: warm-up to the peak, 1/sqrt decay
+
+
+def best_valid_loss(exp_dir: Path) -> Optional[float]:
+    """The lowest validation loss of an ESPnet run (its reporter, from checkpoint.pth)."""
+    import torch
+
+    path = exp_dir / "checkpoint.pth"
+    if not path.is_file():
+        return None
+    stats = torch.load(path, map_location="cpu", weights_only=False).get("reporter", {}).get("stats", {})
+    values = [_get(v, "valid", "loss") for v in stats.values()]
+    values = [float(v) for v in values if v is not None and np.isfinite(v)]
+    return min(values) if values else None
+
+
+def tuned_config(src: Path, dst: Path, lr: float, warmup_steps: int) -> Path:
+    """``src`` with the peak rate ``lr`` of the sweep's schedule, written to ``dst``.
+
+    A new config rather than command-line overrides: ESPnet merges a ``--scheduler_conf``
+    into the config's (a plateau schedule's ``mode`` would reach WarmupLR)."""
+    conf = yaml.safe_load(Path(src).read_text())
+    conf["optim_conf"] = dict(conf.get("optim_conf") or {}, lr=lr)
+    conf["scheduler"] = SCHEDULE
+    conf["scheduler_conf"] = {"warmup_steps": warmup_steps}
+    atomic_write_text(dst, yaml.safe_dump(conf, sort_keys=False))
+    return dst
+
+
+def cmd_tuned_config(args: argparse.Namespace) -> None:
+    """Write ``--config`` with the best rate of a sweep (``sweep.json``); print its path."""
+    sweep = json.loads(args.sweep.read_text())
+    print(tuned_config(args.config, args.out, float(sweep["best"]), int(sweep["warmup_steps"])))
+
+
+def cmd_sweep(args: argparse.Namespace) -> None:
+    """The same small sweep for every system: a short run at each peak learning rate of
+    ``--lrs`` (ESPnet's warmuplr: warm-up to the peak, then 1/sqrt(step) decay), each scored
+    by its lowest validation loss (a system's own loss, compared only within the system;
+    the system's config rewritten by :func:`tuned_config` for each rate);
+    ``<out>/sweep.json`` gets every rate's loss and the best, which is printed. The
+    ``--system_command`` is the system's own subcommand (``use``, ``peer-ss``, ``peer-unknown``,
+    ``peer-tse``) with its arguments, run with ``--train_only`` (nothing is decoded: the
+    choice sees the validation set alone)."""
+    result_file = args.out / "sweep.json"
+    if not result_file.is_file():
+        losses = {}
+        for lr in args.lrs:
+            exp = args.out / f"lr{lr:g}"
+            # --out and --train_only before the subcommand's own, whose --train_args takes the rest
+            system = args.system_command
+            sub = get_parser().parse_args([system[0], "--out", str(exp), "--train_only", *system[1:]])
+            key = "stage1_config" if sub.command == "use" else "config"
+            setattr(sub, key, tuned_config(getattr(sub, key), exp / "config_sweep.yaml", lr,
+                                           args.warmup_steps))
+            COMMANDS[sub.command](sub)
+            trained = exp / ("stage1" if sub.command == "use" else "train")
+            if sub.command == "peer-ss":
+                trained = exp / f"k{sub.counts[0]}"
+            losses[f"{lr:g}"] = best_valid_loss(trained)
+        scored = {k: v for k, v in losses.items() if v is not None}
+        if not scored:
+            raise SystemExit(f"compare.py sweep: no run of {args.out} has a validation loss")
+        atomic_write_json(result_file, {"losses": losses, "best": min(scored, key=scored.get),
+                                        "warmup_steps": args.warmup_steps, "schedule": SCHEDULE})
+    print(json.loads(result_file.read_text())["best"])
 
 
 # --------------------------------------------------------------------------- RTF
@@ -663,8 +742,11 @@ def cmd_table(args: argparse.Namespace) -> None:
 
     budget = info["budget_seconds"]
     recipe = Path(info["recipe_stage2"])
-    use_rows("use_s", "USE-S (recipe: ./run.sh, stages 4+5)", recipe,
-             [Path(info["recipe_stage1"]), recipe], recipe, "the recipe's model")
+    tuned = root / "use_s_tuned" / "stage2" == recipe
+    use_rows("use_s", "USE-S (trained anew at its swept rate)" if tuned else
+             "USE-S (recipe: ./run.sh, stages 4+5)", recipe, [Path(info["recipe_stage1"]), recipe],
+             Path(info.get("use_s_decode_root", recipe)),
+             "its best rate of the sweep" if tuned else "the recipe's model")
     use_rows("use_s_stage1", "USE-S, stage 1 only", Path(info["recipe_stage1"]),
              [Path(info["recipe_stage1"])], root / "use_s_stage1", "ablation: no stage 2")
     use_rows("use_s_align0", "USE-S, align_weight 0 in stage 2", root / "use_s_align0" / "stage2",
@@ -761,6 +843,8 @@ def cmd_table(args: argparse.Namespace) -> None:
     findings = paper_findings(rows, tse_vs_ss)
     differences = bar_differences(rows)
     curve = learning_curve(root, info, test_ss)
+    sweep = {d.name: _load(d / "sweep.json") for d in sorted((root / "sweep").glob("*"))
+             if (d / "sweep.json").is_file()}
     if curve:
         plot_curve(curve, args.out_md.parent / "compare_curve.png")
     for r in rows:  # per-mixture values: inputs of the intervals, not results
@@ -768,7 +852,8 @@ def cmd_table(args: argparse.Namespace) -> None:
         r.pop("_targets", None)
     result = {"commit": info["commit"], "machine": info["machine"], "budget_seconds": budget,
               "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "systems": {r["name"]: r for r in rows},
-              "differences": differences, "curve": curve, "tse_vs_ss": tse_vs_ss, "findings": findings}
+              "differences": differences, "sweep": sweep, "curve": curve, "tse_vs_ss": tse_vs_ss,
+              "findings": findings}
     atomic_write_json(args.out_json, result)
     section = render(result)
     text = args.out_md.read_text() if args.out_md.is_file() else ""
@@ -793,7 +878,8 @@ def learning_curve(root: Path, info: Dict, test_ss: str) -> Optional[Dict]:
     for exp_dirs, decode in (
         ([root / "curve" / "use_s_x0.5" / "stage1", root / "curve" / "use_s_x0.5" / "stage2"],
          root / "curve" / "use_s_x0.5"),
-        ([Path(info["recipe_stage1"]), Path(info["recipe_stage2"])], Path(info["recipe_stage2"])),
+        ([Path(info["recipe_stage1"]), Path(info["recipe_stage2"])],
+         Path(info.get("use_s_decode_root", info["recipe_stage2"]))),
         ([root / "curve" / "use_s_x2" / "stage1", root / "curve" / "use_s_x2" / "stage2"],
          root / "curve" / "use_s_x2"),
     ):
@@ -988,6 +1074,16 @@ def render(result: Dict) -> str:
             lines.append(f"| {d['a']} | {d['b']} | {d['metric']} | {d['mean']:.2f} | "
                          f"[{d['ci'][0]:.2f}, {d['ci'][1]:.2f}] | {'yes' if d['above_zero'] else 'no'} | "
                          f"{d['mixtures']} |")
+    if result.get("sweep"):
+        rates = sorted({r for v in result["sweep"].values() for r in v["losses"]}, key=float)
+        lines += ["", "The sweep (every system, the same peak rates of ESPnet's warmuplr, a short "
+                  "run each): each system's lowest validation loss per rate (its own loss, compared "
+                  "within the system), and the rate it then trained with.", "",
+                  "| system | " + " | ".join(f"lr {r}" for r in rates) + " | best |",
+                  "|---" * (len(rates) + 2) + "|"]
+        for name, v in result["sweep"].items():
+            lines.append(f"| {name} | " + " | ".join(f(v["losses"].get(r)) for r in rates)
+                         + f" | {v['best']} |")
     if result.get("curve"):
         lines += ["", "Learning curve ([compare_curve.png](compare_curve.png)): honest SI-SNRi "
                   "against training seconds (one model; a fixed-count peer's is the mean of its two "
@@ -1049,7 +1145,20 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--example_cue", action="store_true",
                    help="stage 2 with an audio-example cue encoder added to --stage2_config")
     p.add_argument("--max_num_src", type=int, default=3)
+    p.add_argument("--train_only", action="store_true", help="train, decode nothing (sweep)")
     p.add_argument("--train_args", nargs=argparse.REMAINDER, default=[])
+
+    p = sub.add_parser("tuned-config", help="a config with the best rate of a sweep")
+    p.add_argument("--config", type=Path, required=True)
+    p.add_argument("--sweep", type=Path, required=True, help="the sweep's sweep.json")
+    p.add_argument("--out", type=Path, required=True)
+
+    p = sub.add_parser("sweep", help="the same small learning-rate sweep for a system")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--lrs", type=float, nargs="+", default=[1e-3, 2e-3, 4e-3])
+    p.add_argument("--warmup_steps", type=int, default=250)
+    p.add_argument("--system_command", nargs=argparse.REMAINDER, required=True,
+                   help="the system's subcommand and its arguments, without --out (last)")
 
     for name in ("peer-ss", "peer-unknown", "peer-tse"):
         p = sub.add_parser(name)
@@ -1059,6 +1168,7 @@ def get_parser() -> argparse.ArgumentParser:
         p.add_argument("--train_dir", type=Path, required=True)
         p.add_argument("--valid_dir", type=Path, required=True)
         p.add_argument("--test_dir", type=Path, required=True)
+        p.add_argument("--train_only", action="store_true", help="train, decode nothing (sweep)")
         if name == "peer-ss":
             p.add_argument("--counts", type=int, nargs="+", default=[2, 3])
             p.add_argument("--curve_budgets", type=float, nargs="+", default=None,
@@ -1098,10 +1208,14 @@ def get_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s] %(levelname)s: %(message)s")
     args = get_parser().parse_args(argv)
-    {"use": cmd_use, "peer-ss": cmd_peer_ss, "peer-unknown": cmd_peer_unknown,
-     "peer-tse": cmd_peer_tse, "best-peer": cmd_best_peer, "mixture": cmd_mixture,
-     "rtf": cmd_rtf, "table": cmd_table}[args.command](args)
+    COMMANDS[args.command](args)
     return 0
+
+
+COMMANDS = {"use": cmd_use, "peer-ss": cmd_peer_ss, "peer-unknown": cmd_peer_unknown,
+            "peer-tse": cmd_peer_tse, "best-peer": cmd_best_peer, "sweep": cmd_sweep,
+            "tuned-config": cmd_tuned_config,
+            "mixture": cmd_mixture, "rtf": cmd_rtf, "table": cmd_table}
 
 
 if __name__ == "__main__":

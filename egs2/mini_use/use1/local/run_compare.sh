@@ -28,6 +28,8 @@ set -euo pipefail
 
 tiny=false
 seeds=3              # USE-S and the best peer of each kind train with seeds 0 .. seeds-1
+sweep_lrs="1e-3 2e-3 4e-3"   # the peak learning rates every system is swept over
+sweep_fraction=0.25  # each sweep run trains for this share of the budget B
 recipe_opts=""       # options of ./run.sh (shell words)
 compare_dir=exp/compare
 results_md=RESULTS.md
@@ -62,6 +64,7 @@ if "${tiny}"; then
     rtf_utts=2
     budget_cap=4    # seconds: the tiny run checks the pipeline, not the models
     seeds=2
+    sweep_lrs="1e-3 4e-3"
 fi
 stage1_tag=$(basename "${stage1_config}" .yaml)
 stage2_tag=$(basename "${stage2_config}" .yaml)
@@ -70,7 +73,7 @@ recipe2=exp/${stage2_tag}
 dump=dump/raw
 compare=(${python} local/compare.py)
 start=${SECONDS}
-steps="recipe use_s_stage1 use_s_align0 use_s_example use_b tcn dprnn tfgridnetv2 tcn_unknown dprnn_unknown td_speakerbeam seeds curves references rtf table"
+steps="recipe sweep use_s_tuned use_s_stage1 use_s_align0 use_s_example use_b tcn dprnn tfgridnetv2 tcn_unknown dprnn_unknown td_speakerbeam seeds curves references rtf table"
 step_no=0
 step() {  # step <name> <command...>: runs a step, logs progress and what is left
     local name=$1; shift
@@ -82,6 +85,8 @@ step() {  # step <name> <command...>: runs a step, logs progress and what is lef
     "$@"
     echo "${name} $(( SECONDS - t0 )) s" >> "${compare_dir}/step_times.txt"
 }
+
+count_key() { [ "$1" = tfgridnetv2 ] && echo n_srcs || echo num_spk; }
 
 # 1. The recipe: data, USE-S's two stages, decoding, scoring (skipped where done).
 recipe() {
@@ -107,9 +112,73 @@ if [ -n "${budget_cap}" ]; then  # scale both stages down to the cap
     read -r b1 b2 < <(${python} -c "import sys; a, b, c = map(float, sys.argv[1:]); f = min(1.0, c / (a + b)); print(round(a * f, 2), round(b * f, 2))" "${b1}" "${b2}" "${budget_cap}")
 fi
 budget=$(${python} -c "import sys; print(round(float(sys.argv[1]) + float(sys.argv[2]), 1))" "${b1}" "${b2}")
-${python} - "${compare_dir}/info.json" "${budget}" "${recipe1}" "${recipe2}" "${tse_combinations}" <<'EOF'
+log "budget per system: ${budget} s (USE-S stage 1 ${b1} s + stage 2 ${b2} s)"
+
+common=(--stats_dir exp/stats_8000 --train_dir "${dump}/train" --valid_dir "${dump}/valid")
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}  # training and decoding threads (the recipe trains with 2)
+
+# The same small sweep for every system (compare.py sweep): a run of sweep_fraction x B at
+# each peak learning rate of ESPnet's warmuplr, the best by the system's own validation
+# loss; every system then trains with its best (sweep/<system>/config_best.yaml). USE-S
+# and USE-B sweep their stage 1 (stage 2 fine-tunes at its config's rate). When USE-S's
+# best is not its config's rate, USE-S trains anew with it (use_s_tuned), which then
+# stands in for the recipe's model in every step below.
+sweep_budget=$(${python} -c "import sys; print(round(float(sys.argv[1]) * float(sys.argv[2]), 2))" "${budget}" "${sweep_fraction}")
+sweep_system() {  # sweep_system <name> <subcommand and its arguments...>
+    local name=$1; shift
+    "${compare[@]}" sweep --out "${compare_dir}/sweep/${name}" --lrs ${sweep_lrs} --system_command "$@" > /dev/null
+}
+sweeps() {
+    local p args
+    sweep_system use_s use --stage1_config "${stage1_config}" --budget1 "${sweep_budget}" "${common[@]}"
+    sweep_system use_b use --stage1_config "${use_b1}" --budget1 "${sweep_budget}" "${common[@]}"
+    for p in tcn dprnn tfgridnetv2; do
+        eval "args=(\"\${peer_args_${p}[@]}\")"
+        sweep_system "${p}" peer-ss --config "conf/compare/${p}.yaml" --budget "${sweep_budget}" --counts 2 \
+            --train_dir "${dump}/train" --valid_dir "${dump}/valid" --test_dir "${dump}/test_ss" \
+            --count_key "$(count_key "${p}")" --train_args "${args[@]}"
+    done
+    for p in tcn dprnn; do
+        eval "args=(\"\${peer_args_${p}[@]}\")"
+        sweep_system "${p}_unknown" peer-unknown --config "conf/compare/${p}.yaml" --budget "${sweep_budget}" \
+            --train_dir "${dump}/train" --valid_dir "${dump}/valid" --test_dir "${dump}/test_ss" \
+            --count_key num_spk --max_num_src 3 --train_args "${args[@]}"
+    done
+    sweep_system td_speakerbeam peer-tse --config conf/compare/td_speakerbeam.yaml --budget "${sweep_budget}" \
+        --train_dir "${dump}/train" --valid_dir "${dump}/valid" --test_dir "${dump}/test_tse" \
+        --train_args "${peer_args_tse[@]}"
+}
+step sweep sweeps
+tuned() {  # tuned <config> <system>: the config with the system's best rate (its path)
+    "${compare[@]}" tuned-config --config "$1" --sweep "${compare_dir}/sweep/$2/sweep.json" \
+        --out "${compare_dir}/sweep/$2/config_best.yaml"
+}
+use_s_decode=${recipe2}
+use_s_tuned() {
+    local own best
+    own=$(${python} -c "import sys, yaml; print(float(yaml.safe_load(open(sys.argv[1]))['optim_conf']['lr']))" "${stage1_config}")
+    best=$(${python} -c "import json, sys; print(float(json.load(open(sys.argv[1]))['best']))" "${compare_dir}/sweep/use_s/sweep.json")
+    if [ "${own}" = "${best}" ]; then
+        log "USE-S's best rate is its config's (${own}): the recipe's model stands"
+        return 0
+    fi
+    log "USE-S's best rate ${best} is not its config's ${own}: USE-S trains anew with it"
+    stage1_config=$(tuned "${stage1_config}" use_s)
+    # shellcheck disable=SC2086
+    "${compare[@]}" use --out "${compare_dir}/use_s_tuned" --stage1_config "${stage1_config}" \
+        --stage2_config "${stage2_config}" --budget1 "${b1}" --budget2 "${b2}" "${common[@]}" \
+        --ss_test_dir "${dump}/test_ss" --tse_test_dir "${dump}/test_tse" \
+        --tse_combinations ${tse_combinations} --ss_on_tse
+    cp "${compare_dir}/use_s_tuned/tse_vs_ss.json" "${compare_dir}/tse_vs_ss.json"
+    recipe1=${compare_dir}/use_s_tuned/stage1
+    recipe2=${compare_dir}/use_s_tuned/stage2
+    use_s_decode=${compare_dir}/use_s_tuned
+}
+step use_s_tuned use_s_tuned
+use_b1=$(tuned "${use_b1}" use_b)
+${python} - "${compare_dir}/info.json" "${budget}" "${recipe1}" "${recipe2}" "${tse_combinations}" "${use_s_decode}" <<'EOF'
 import json, os, platform, subprocess, sys
-out, budget, r1, r2, combos = sys.argv[1:]
+out, budget, r1, r2, combos, decode_root = sys.argv[1:]
 # The repository of these scripts (the recipe folder may be a copy linking to them).
 repo = subprocess.run(["git", "rev-parse", "--show-toplevel"], capture_output=True, text=True,
                       cwd=os.path.realpath("local")).stdout.strip()
@@ -120,16 +189,14 @@ dirty = subprocess.run(["git", "status", "--porcelain", "--", "espnet2_use", "eg
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor())
 info = {"commit": commit + ("+uncommitted" if dirty else ""), "budget_seconds": float(budget),
         "machine": f"{os.cpu_count()} cores ({cpu}), torch threads 2 for training",
-        "recipe_stage1": r1, "recipe_stage2": r2, "test_ss": "test_ss", "test_tse": "test_tse",
+        "recipe_stage1": r1, "recipe_stage2": r2, "use_s_decode_root": decode_root,
+        "test_ss": "test_ss", "test_tse": "test_tse",
         "tse_combinations": combos.split(), "max_num_src": 3,
         "ss_peers": {"tcn": "ESPnet Conv-TasNet (tcn)", "dprnn": "ESPnet DPRNN",
                      "tfgridnetv2": "ESPnet TF-GridNetV2"}}
 json.dump(info, open(out + ".tmp", "w"), indent=2); os.replace(out + ".tmp", out)
 EOF
-log "budget per system: ${budget} s (USE-S stage 1 ${b1} s + stage 2 ${b2} s)"
 
-common=(--stats_dir exp/stats_8000 --train_dir "${dump}/train" --valid_dir "${dump}/valid")
-export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}  # training and decoding threads (the recipe trains with 2)
 
 # shellcheck disable=SC2086
 step use_s_stage1 "${compare[@]}" use --out "${compare_dir}/use_s_stage1" --decode_exp "${recipe1}" \
@@ -150,7 +217,7 @@ step use_b "${compare[@]}" use --out "${compare_dir}/use_b" --stage1_config "${u
 
 peer() {  # peer <name> <count key> <out> <extra args...>
     local name=$1 key=$2 out=$3; shift 3
-    "${compare[@]}" peer-ss --config "conf/compare/${name}.yaml" --out "${out}" \
+    "${compare[@]}" peer-ss --config "$(tuned "conf/compare/${name}.yaml" "${name}")" --out "${out}" \
         --budget "${budget}" --train_dir "${dump}/train" --valid_dir "${dump}/valid" \
         --test_dir "${dump}/test_ss" --count_key "${key}" --train_args "$@"
 }
@@ -159,20 +226,19 @@ step dprnn peer dprnn num_spk "${compare_dir}/dprnn" "${peer_args_dprnn[@]}"
 step tfgridnetv2 peer tfgridnetv2 n_srcs "${compare_dir}/tfgridnetv2" "${peer_args_tfgridnetv2[@]}"
 unknown_peer() {  # unknown_peer <name> <count key> <out> <extra args...>
     local name=$1 key=$2 out=$3; shift 3
-    "${compare[@]}" peer-unknown --config "conf/compare/${name}.yaml" --out "${out}" \
+    "${compare[@]}" peer-unknown --config "$(tuned "conf/compare/${name}.yaml" "${name}_unknown")" --out "${out}" \
         --budget "${budget}" --train_dir "${dump}/train" --valid_dir "${dump}/valid" \
         --test_dir "${dump}/test_ss" --count_key "${key}" --max_num_src 3 --train_args "$@"
 }
 step tcn_unknown unknown_peer tcn num_spk "${compare_dir}/tcn_unknown" "${peer_args_tcn[@]}"
 step dprnn_unknown unknown_peer dprnn num_spk "${compare_dir}/dprnn_unknown" "${peer_args_dprnn[@]}"
-step td_speakerbeam "${compare[@]}" peer-tse --config conf/compare/td_speakerbeam.yaml \
+step td_speakerbeam "${compare[@]}" peer-tse --config "$(tuned conf/compare/td_speakerbeam.yaml td_speakerbeam)" \
     --out "${compare_dir}/td_speakerbeam" --budget "${budget}" --train_dir "${dump}/train" \
     --valid_dir "${dump}/valid" --test_dir "${dump}/test_tse" --train_args "${peer_args_tse[@]}"
 
 # More seeds (--seeds N): USE-S (both stages, the recipe's budgets) and the best peer of
 # each kind by seed 0 train again with seeds 1 .. N-1 (SS decodings only): the headlines
 # become means over seeds, the intervals resample seeds as well as test mixtures.
-count_key() { [ "$1" = tfgridnetv2 ] && echo n_srcs || echo num_spk; }
 extra_seeds() {
     local s best_fixed best_unknown
     [ "${seeds}" -gt 1 ] || return 0
@@ -208,7 +274,8 @@ curves() {
             --budget2 "$(${python} -c "print(round(${b2} * ${f}, 2))")" "${common[@]}" \
             --ss_test_dir "${dump}/test_ss"
     done
-    "${compare[@]}" peer-ss --config "conf/compare/${best_fixed}.yaml" --out "${compare_dir}/curve/${best_fixed}" \
+    "${compare[@]}" peer-ss --config "$(tuned "conf/compare/${best_fixed}.yaml" "${best_fixed}")" \
+        --out "${compare_dir}/curve/${best_fixed}" \
         --budget "${budget}" --curve_budgets "${half}" "${double}" --train_dir "${dump}/train" \
         --valid_dir "${dump}/valid" --test_dir "${dump}/test_ss" --count_key "$(count_key "${best_fixed}")" \
         --train_args "${fixed_args[@]}"
