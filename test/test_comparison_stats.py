@@ -182,3 +182,58 @@ def test_energy_count_threshold_is_chosen_on_validation():
         choose_threshold(val_levels, [1, 2])
     with pytest.raises(ValueError, match="silent"):
         output_levels_db(np.zeros(10), np.ones((2, 10)))
+
+
+# ------------------------------------------- the fixed-count peers' training crops
+def _event(length: int, start: int, stop: int, hz: float) -> np.ndarray:
+    t = np.arange(length) / 8000
+    out = np.zeros(length, np.float32)
+    out[start:stop] = 0.3 * np.sin(2 * np.pi * hz * t[start:stop])
+    return out
+
+
+def _crop_preprocessor(tmp_path, min_active: float = 0.25):
+    """What budget_train's enh task builds from a peer's config with USE's crop rule."""
+    import yaml
+
+    from espnet2_use.bin.budget_train import budget_task
+
+    conf = tmp_path / "peer.yaml"
+    conf.write_text(yaml.safe_dump(dict(
+        preprocessor="enh", speech_segment=8000, num_spk=2, sample_rate=8000,
+        preprocessor_conf={"active_crop_min_active": min_active})))
+    task = budget_task("enh")
+    return task.build_preprocess_fn(task.get_parser().parse_args(["--config", str(conf)]), True)
+
+
+@pytest.mark.parametrize("late_start,min_crops", [(18000, 10), (23800, 0)])
+def test_active_crop_keeps_every_reference_sounding(tmp_path, late_start, min_crops):
+    """3 s mixtures, 1 s crops, a second source only at the end. A crop holds a quarter of a
+    crop of it, or half of it when it is shorter than that (USE's rule); when ten draws find
+    no such window, the mixture stays whole, never a crop where it is missing (a 25 ms
+    source: nearly always)."""
+    pre = _crop_preprocessor(tmp_path)
+    s1, s2 = _event(24000, 0, 24000, 440.0), _event(24000, late_start, 24000, 1200.0)
+    need = min(0.25 * 8000, (24000 - late_start) / 2) - 80  # one 10 ms frame of slack
+    np.random.seed(0)
+    lengths = []
+    for _ in range(20):
+        out = pre("utt", {"speech_mix": s1 + s2, "speech_ref1": s1.copy(), "speech_ref2": s2.copy()})
+        ref2 = out["speech_ref2"]
+        lengths.append(len(ref2))
+        assert len(out["speech_mix"]) == len(out["speech_ref1"]) == len(ref2)
+        assert len(ref2) in (8000, 24000)
+        assert np.sum(np.abs(ref2) > 0) >= need, (len(ref2), np.sum(np.abs(ref2) > 0), need)
+    assert lengths.count(8000) >= min_crops, lengths
+
+
+def test_active_crop_trains_whole_when_no_window_keeps_both(tmp_path):
+    """Two sources at opposite ends, a 1 s crop cannot hold both: the mixture stays whole;
+    a bad share is refused."""
+    pre = _crop_preprocessor(tmp_path)
+    s1, s2 = _event(24000, 0, 4000, 440.0), _event(24000, 20000, 24000, 1200.0)
+    np.random.seed(0)
+    out = pre("utt", {"speech_mix": s1 + s2, "speech_ref1": s1.copy(), "speech_ref2": s2.copy()})
+    assert len(out["speech_mix"]) == 24000
+    with pytest.raises(ValueError, match="active_crop_min_active"):
+        _crop_preprocessor(tmp_path, min_active=1.5)

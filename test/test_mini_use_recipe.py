@@ -187,8 +187,8 @@ def test_the_same_budget_comparison_runs_every_system_and_writes_both_tables(rec
     assert len(curve) == 2 and len(curve["use_s"]) == 3, curve
     for points in curve.values():
         assert len(points) == 3 and all(isinstance(p["si_snri_2src"], float) for p in points), curve
-        seconds = [p["seconds"] for p in points]
-        assert seconds == sorted(seconds) and seconds[-1] > seconds[0], seconds
+        trained = [p["seconds"] for p in points]
+        assert trained == sorted(trained) and trained[-1] > trained[0], trained
     assert (root / "compare_curve.png").stat().st_size > 0
     metrics = {(d["b"], d["metric"]) for d in result["differences"]}
     assert {d["a"] for d in result["differences"]} >= {"use_s_eda_count"}

@@ -18,6 +18,21 @@ _SOURCE_NAME = SOURCE_NAME
 _EXTRACTOR_DIM = 64
 
 
+def source_activity(ref: np.ndarray, segment: int) -> np.ndarray:
+    """Per frame of ``segment // 100`` samples: does the source sound (bool [F])?
+
+    A frame sounds when its RMS exceeds FUSS's silence floor and lies within
+    40 dB of the source's loudest frame (a fade's last samples do not).
+    """
+    hop = max(1, segment // 100)
+    n = len(ref) // hop
+    if n == 0:
+        return np.zeros(0, dtype=bool)
+    frames = ref[: n * hop].reshape(n, hop)
+    energy = np.sqrt(np.mean(np.square(frames, dtype=np.float64), axis=1))
+    return energy > max(SILENCE_RMS, 1e-2 * float(energy.max()))
+
+
 class USEPreprocessor(AbsPreprocessor):
     """Turns raw cue text into model inputs and checks the audio of one utterance.
 
@@ -99,18 +114,7 @@ class USEPreprocessor(AbsPreprocessor):
         return data
 
     def _activity(self, ref: np.ndarray) -> np.ndarray:
-        """Per frame of ``segment // 100`` samples: does the source sound (bool [F])?
-
-        A frame sounds when its RMS exceeds FUSS's silence floor and lies within
-        40 dB of the source's loudest frame (a fade's last samples do not).
-        """
-        hop = max(1, self.segment // 100)
-        n = len(ref) // hop
-        if n == 0:
-            return np.zeros(0, dtype=bool)
-        frames = ref[: n * hop].reshape(n, hop)
-        energy = np.sqrt(np.mean(np.square(frames, dtype=np.float64), axis=1))
-        return energy > max(SILENCE_RMS, 1e-2 * float(energy.max()))
+        return source_activity(ref, self.segment)
 
     def _crop(self, data: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
         """A random ``segment`` of the mixture and references, sources recounted."""

@@ -305,6 +305,9 @@ def cmd_peer_unknown(args: argparse.Namespace) -> None:
     # no crop is searched for where every reference sounds (it cannot be found for padding).
     conf.update(preprocessor="enh", speech_segment=args.speech_segment, num_spk=m,
                 avoid_allzero_segment=False)
+    # (the fixed-count peers' crop rule, which needs every reference sounding, is not for it)
+    conf["preprocessor_conf"] = {k: v for k, v in (conf.get("preprocessor_conf") or {}).items()
+                                 if k != "active_crop_min_active"}
     config = args.out / "config_unknown_count.yaml"
     if not config.is_file():
         atomic_write_text(config, yaml.safe_dump(conf, sort_keys=False))
