@@ -10,6 +10,7 @@ flag or config that stops working fails here. The three runs start together in t
 background and each test waits for its own.
 """
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -112,10 +113,18 @@ def test_unknown_count_every_test_mixture_is_scored(runs):
     assert {"1", "2", "3"} <= set(result["summary"]["by_num_sources"])
 
 
+def loss_by_interval(log: str, key: str) -> List[float]:
+    return [float(v) for v in re.findall(rf"\d+epoch:train:\d+-\d+batch:.*?\b{key}=(-?[0-9.]+)", log)]
+
+
 def test_tse_trains_extracts_and_scores_every_target(runs):
+    """ESPnet's TSE task with extractor: use learns (its SI-SNR loss falls over the epoch's
+    intervals), enh_tse_inference extracts every target, and stage 8 scores each."""
     recipe = runs("use_tse")
     exp = recipe / "exp" / "enh_use_tse_raw"
     assert yaml.safe_load((exp / "config.yaml").read_text())["extractor"] == "use"
+    losses = loss_by_interval((exp / "train.log").read_text(), "si_snr_loss")
+    assert len(losses) >= 3 and losses[-1] < losses[0] - 1.0, losses
     out = exp / "enhanced_test"
     test_utts = set(read_scp(recipe / "dump" / "raw" / "test" / "wav.scp"))
     for k in (1, 2):

@@ -56,8 +56,9 @@ TINY_CODEC = dict(channel=16, kernel_size=16, stride=8)
 
 def tiny_config(conf: Dict) -> Dict:
     """The README config at test size: same keys and choices, tiny widths, one epoch."""
+    # log_interval: the training loss of every 6 updates is in train.log (a test reads it)
     conf = dict(conf, max_epoch=1, num_workers=0, batch_type="unsorted", batch_size=1,
-                use_tensorboard=False, seed=0)
+                use_tensorboard=False, seed=0, log_interval=6)
     conf["encoder_conf"] = dict(conf.get("encoder_conf") or {}, **TINY_CODEC)
     conf["decoder_conf"] = dict(conf.get("decoder_conf") or {}, **TINY_CODEC)
     part = "extractor_conf" if "extractor" in conf else "separator_conf"
