@@ -119,7 +119,8 @@ def loss_by_interval(log: str, key: str) -> List[float]:
 
 def test_tse_trains_extracts_and_scores_every_target(runs):
     """ESPnet's TSE task with extractor: use learns (its SI-SNR loss falls over the epoch's
-    intervals), enh_tse_inference extracts every target, and stage 8 scores each."""
+    intervals), enh_tse_inference extracts every target as its cue says, and stage 8
+    scores each."""
     recipe = runs("use_tse")
     exp = recipe / "exp" / "enh_use_tse_raw"
     assert yaml.safe_load((exp / "config.yaml").read_text())["extractor"] == "use"
@@ -127,14 +128,21 @@ def test_tse_trains_extracts_and_scores_every_target(runs):
     assert len(losses) >= 3 and losses[-1] < losses[0] - 1.0, losses
     out = exp / "enhanced_test"
     test_utts = set(read_scp(recipe / "dump" / "raw" / "test" / "wav.scp"))
+    extracted = {}
     for k in (1, 2):
-        extracted = read_scp(out / f"spk{k}.scp")
-        assert set(extracted) == test_utts
-        for (path,) in extracted.values():
+        paths = read_scp(out / f"spk{k}.scp")
+        assert set(paths) == test_utts
+        for utt, (path,) in paths.items():
             wav, fs = sf.read(path)
             assert fs == check_enh_sh.FS and np.isfinite(wav).all() and np.abs(wav).max() > 0
+            extracted[utt, k] = wav
         scores = read_scp(out / "scoring" / f"SI_SNR_spk{k}")
         assert set(scores) == test_utts
+    # the cue decides what comes out: the two sources of a mixture, asked for by their
+    # examples, give different outputs (a cue-blind extractor would give one twice)
+    for utt in test_utts:
+        a, b = extracted[utt, 1], extracted[utt, 2]
+        assert np.abs(a - b).max() > 1e-3 * np.abs(a).max(), utt
 
 
 def test_check_script_refuses_without_a_mode():
