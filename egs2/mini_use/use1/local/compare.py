@@ -448,14 +448,19 @@ def cmd_mixture(args: argparse.Namespace) -> None:
 SCHEDULE = "warmuplr"  # the schedule family of USE-S's configs: warm-up to the peak, 1/sqrt decay
 
 
-def best_valid_loss(exp_dir: Path) -> Optional[float]:
-    """The lowest validation loss of an ESPnet run (its reporter, from checkpoint.pth)."""
+def reporter_stats(exp_dir: Path) -> Optional[Dict]:
+    """An ESPnet run's per-epoch stats (its reporter, from checkpoint.pth); None without one."""
     import torch
 
     path = exp_dir / "checkpoint.pth"
     if not path.is_file():
         return None
-    stats = torch.load(path, map_location="cpu", weights_only=False).get("reporter", {}).get("stats", {})
+    return torch.load(path, map_location="cpu", weights_only=False).get("reporter", {}).get("stats", {})
+
+
+def best_valid_loss(exp_dir: Path) -> Optional[float]:
+    """The lowest validation loss of an ESPnet run."""
+    stats = reporter_stats(exp_dir) or {}
     values = [_get(v, "valid", "loss") for v in stats.values()]
     values = [float(v) for v in values if v is not None and np.isfinite(v)]
     return min(values) if values else None
@@ -618,16 +623,11 @@ def surplus_rate(scores: Sequence[Optional[Dict]]) -> Optional[float]:
 
 
 def steps_of(exp_dir: Path) -> Optional[int]:
-    """Training updates of an ESPnet run (its reporter's count, from checkpoint.pth)."""
-    import torch
-
-    path = exp_dir / "checkpoint.pth"
-    if not path.is_file():
+    """Training updates of an ESPnet run (its reporter's count at the last epoch)."""
+    stats = reporter_stats(exp_dir)
+    if not stats:
         return None
-    reporter = torch.load(path, map_location="cpu", weights_only=False).get("reporter", {})
-    stats = reporter.get("stats", {})
-    last = max(stats) if stats else None
-    return int(_get(stats.get(last), "train", "total_count") or 0) if last is not None else None
+    return int(_get(stats[max(stats)], "train", "total_count") or 0)
 
 
 def seed_matrix(*systems: Sequence[Dict[str, float]]) -> Tuple[List[np.ndarray], int]:
