@@ -367,6 +367,7 @@ def plan_mixtures(
     by_class: Dict[int, List[PoolClip]] = {}
     for clip in clips:
         by_class.setdefault(clip.class_index, []).append(clip)
+    class_ids = sorted(by_class)
     tse = set_name == "test_tse"
     counts = _source_counts(rng, num, list(range(2 if tse else 1, args.max_sources + 1)))
     width = max(5, len(str(max(num - 1, 0))))
@@ -375,9 +376,10 @@ def plan_mixtures(
     for i, n_src in enumerate(counts):
         total = int(rng.integers(min_len, max_len + 1))
         plan = MixturePlan(f"{set_name}_{i:0{width}d}", total, "tse" if tse else f"{n_src}src")
-        # Distinct classes: USE separates by kind of sound.
-        for k, class_index in enumerate(rng.choice(len(SOUND_CLASSES), size=n_src, replace=False)):
-            candidates = by_class[int(class_index)]
+        # Distinct classes: USE separates by kind of sound. The classes are those of the
+        # pool (every class of SOUND_CLASSES here; a recorded corpus brings its own).
+        for k, choice in enumerate(rng.choice(len(class_ids), size=n_src, replace=False)):
+            candidates = by_class[class_ids[int(choice)]]
             clip = candidates[int(rng.integers(len(candidates)))]
             longest = min(clip.num_samples, total)
             shortest = min(longest, max(round(args.min_src_dur * fs), total // 2))
@@ -489,7 +491,8 @@ def write_set(
             cued = clips[src.clip_id] if src is not None and src.has_cues else None
             add(f"text_spk{k}", utt, cued.caption if cued else "")
             add(f"label_spk{k}", utt, cued.label if cued else "")
-            add(f"video_spk{k}.scp", utt, path(cued.mp4) if cued else "")
+            # A clip without a picture or video (mp4 "") has an empty entry: a missing modality.
+            add(f"video_spk{k}.scp", utt, path(cued.mp4) if cued and cued.mp4 else "")
             add(f"enroll_spk{k}.scp", utt, path(clips[src.enroll_id].wav) if cued and src.enroll_id else "")
     for name, lines in files.items():
         _atomic_write_text(os.path.join(set_dir, name), "".join(lines))
