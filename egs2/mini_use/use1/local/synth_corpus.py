@@ -347,6 +347,11 @@ def _pick_window(rng: np.random.Generator, clip: np.ndarray, length: int) -> int
     return best
 
 
+def _recording(clip: PoolClip) -> str:
+    """The recording a pool clip was cut from (a synthesised clip is its own)."""
+    return getattr(clip, "recording", clip.clip_id)
+
+
 def plan_mixtures(
     args: argparse.Namespace, set_name: str, num: int, clips: List[PoolClip], audio: Dict[str, np.ndarray]
 ) -> List[MixturePlan]:
@@ -389,7 +394,11 @@ def plan_mixtures(
             gain_db = float(rng.uniform(-args.level_range_db, args.level_range_db))
             has_cues = (k == 0) or not tse
             others = [c for c in candidates if c.clip_id != clip.clip_id]
-            enroll = others[int(rng.integers(len(others)))].clip_id
+            # A recorded corpus cuts long recordings into several clips (their
+            # ``recording``): the example comes from another recording when the pool has one.
+            other_recordings = [c for c in others if _recording(c) != _recording(clip)]
+            choices = other_recordings or others
+            enroll = choices[int(rng.integers(len(choices)))].clip_id
             plan.sources.append(SourcePlan(clip.clip_id, crop_start, length, onset, round(gain_db, 4), has_cues, enroll if has_cues else None))
         plans.append(plan)
     return plans
