@@ -279,11 +279,12 @@ def emulate(run: RecipeRun, recipe: Path, python: str, runner: str,
           "--multiprocessing_distributed", "true", "--",
           python, "-m", train_module, *train_params, *shapes, "--resume", "true",
           "--output_dir", str(exp), "--config", str(config)], recipe)
-    # stage 7: inference in jobs, each job's spk{k}.scp concatenated
+    # stage 7: inference in jobs, each job's spk{k}.scp concatenated (the valid set, which
+    # nothing here reads back, in one job: a Python start less per job)
     for dset in [run.flag("valid_set")] + test_sets:
         data = recipe / "dump" / "raw" / dset
         out = exp / f"enhanced_{dset}"
-        jobs = _split(data / "wav.scp", inference_nj, out / "logdir")
+        jobs = _split(data / "wav.scp", inference_nj if dset in test_sets else 1, out / "logdir")
         for j, keys in enumerate(jobs, start=1):
             call([python, "-m", infer_module, "--ngpu", "0", "--fs", fs, *_data_params(run, data, ""),
                   "--key_file", str(keys), "--train_config", str(exp / "config.yaml"),

@@ -103,11 +103,9 @@ def score(mode: str, ref_dir: Path, est_dir: Path, extra: Sequence[str] = ()) ->
 
 # --------------------------------------------------------------------------- USE
 def cmd_use(args: argparse.Namespace) -> None:
-    """Train (optionally) and decode one USE system into ``args.out``."""
-    from espnet2_use.bin import use_data_args, use_inference
-    from espnet2_use.bin.use_config_values import stage2_init_param
-    from espnet2_use.tasks.use import USETask
-
+    """Train (optionally) and decode one USE system into ``args.out``. ESPnet and the
+    inference code are imported only where a step is left to do, so that a re-run of a
+    finished comparison costs no imports."""
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
     stats = args.stats_dir
@@ -127,6 +125,10 @@ def cmd_use(args: argparse.Namespace) -> None:
         exp = out / name
         if done(exp):
             continue
+        from espnet2_use.bin import use_data_args
+        from espnet2_use.bin.use_config_values import stage2_init_param
+        from espnet2_use.tasks.use import USETask
+
         exp.mkdir(parents=True, exist_ok=True)
         use_data_args.main(["--config", str(config), "--max_num_src", str(args.max_num_src),
                             "--train_dir", str(args.train_dir), "--valid_dir", str(args.valid_dir),
@@ -153,6 +155,8 @@ def cmd_use(args: argparse.Namespace) -> None:
         decode_dir = out / f"decode_{test_dir.name}"
         todo = [t for t in tasks if not done(decode_dir / t.replace(":", "_").replace("+", "_"))]
         if todo:
+            from espnet2_use.bin import use_inference
+
             log(f"decoding {test_dir} with {final}: {' '.join(todo)}")
             use_inference.main(["--exp_dir", str(final), "--data_dir", str(test_dir),
                                 "--output_dir", str(decode_dir), "--tasks", *todo])
@@ -164,9 +168,13 @@ def cmd_use(args: argparse.Namespace) -> None:
         # The TSE bar: extraction against the best-matching separated estimate.
         decode_dir = out / f"decode_{args.tse_test_dir.name}"
         if not done(decode_dir / "ss"):
+            from espnet2_use.bin import use_inference
+
             use_inference.main(["--exp_dir", str(final), "--data_dir", str(args.tse_test_dir),
                                 "--output_dir", str(decode_dir), "--tasks", "ss"])
             mark(decode_dir / "ss")
+        if (out / "tse_vs_ss.json").is_file() and done(decode_dir / "ss"):
+            return
         from tse_vs_ss import main as tse_vs_ss
 
         all_cues = "tse_" + args.tse_combinations[-1].replace("+", "_")
@@ -286,11 +294,6 @@ def padded(src: Path, dst: Path, num_outputs: int) -> None:
 
 def cmd_peer_unknown(args: argparse.Namespace) -> None:
     """One stock separator with ``max_num_src`` outputs for every count (see the module doc)."""
-    import torch
-    from espnet2.bin.enh_inference import SeparateSpeech
-
-    from espnet2_use.scoring.energy_count import choose_threshold, kept_outputs, output_levels_db
-
     m = args.max_num_src
     dirs = {name: args.out / "data" / f"{src.name}_padded{m}"
             for name, src in (("train", args.train_dir), ("valid", args.valid_dir))}
@@ -321,6 +324,11 @@ def cmd_peer_unknown(args: argparse.Namespace) -> None:
     decode_dir = args.out / f"decode_{args.test_dir.name}" / "ss"
     if done(decode_dir):
         return
+    import torch
+    from espnet2.bin.enh_inference import SeparateSpeech
+
+    from espnet2_use.scoring.energy_count import choose_threshold, kept_outputs, output_levels_db
+
     separate = SeparateSpeech(exp / "config.yaml", exp / "valid.loss.best.pth",
                               normalize_output_wav=False, device="cpu")
 
@@ -386,9 +394,6 @@ def tse_examples(src: Path, dst: Path, targets: Optional[Sequence[int]] = None) 
 
 def cmd_peer_tse(args: argparse.Namespace) -> None:
     """TD-SpeakerBeam with the audio-example cue, trained with the budget."""
-    import torch
-    from espnet2.bin.enh_tse_inference import SeparateSpeech
-
     dirs = {}
     for name, src, targets in (("train", args.train_dir, None), ("valid", args.valid_dir, None),
                                ("test", args.test_dir, [1])):
@@ -404,6 +409,9 @@ def cmd_peer_tse(args: argparse.Namespace) -> None:
     decode_dir = args.out / f"decode_{args.test_dir.name}" / "tse_example"
     if done(decode_dir):
         return
+    import torch
+    from espnet2.bin.enh_tse_inference import SeparateSpeech
+
     log(f"decoding {dirs['test']} with {exp}")
     extract = SeparateSpeech(exp / "config.yaml", exp / "valid.loss.best.pth",
                              normalize_output_wav=False, device="cpu")
