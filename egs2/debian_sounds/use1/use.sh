@@ -1,0 +1,1 @@
+../../TEMPLATE/use1/use.sh
