@@ -103,6 +103,7 @@ def get_parser() -> argparse.ArgumentParser:
     parser = synth_corpus.get_parser()
     parser.description = __doc__.split("\n")[0]
     parser.add_argument("--cache", required=True, help="the fetched packages (downloads/debian)")
+    parser.add_argument("--packages", nargs="+", default=None, help="the packages to build from (default: every pinned one)")
     parser.add_argument("--max_segments", type=int, default=6, help="most segments cut from one long recording")
     parser.add_argument("--test_frac", type=float, default=0.2, help="share of each class's clips in the test pool")
     parser.add_argument("--valid_frac", type=float, default=0.1, help="share of each class's clips in the valid pool")
@@ -297,7 +298,12 @@ def build(args: argparse.Namespace) -> Dict[str, object]:
     """Build the corpus into ``--work_dir`` (paths in files under ``--out``); return the statistics."""
     work_dir = Path(args.work_dir or args.out)
     cache = Path(args.cache)
-    packages = find_packages(cache, sorted(PINNED))
+    names = sorted(args.packages) if args.packages else sorted(PINNED)
+    check_not_reserved(names, "--packages")
+    unknown = [n for n in names if n not in PINNED]
+    if unknown:
+        raise FileNotFoundError(f"--packages: {', '.join(unknown)} not pinned in local/debian_packages.py")
+    packages = find_packages(cache, names)
     candidates, left_out = list_candidates(packages)
     jobs = [(c, args.fs, args.min_clip_dur, args.max_dur, args.max_segments) for c in candidates]
     results = synth_corpus._run_jobs(read_candidate, jobs, args.nj, "read clips")
