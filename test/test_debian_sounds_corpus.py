@@ -216,7 +216,8 @@ def tree_digest(root: Path) -> Dict[str, str]:
     "package, rel, label, voice, words",
     [
         ("ktuberling-data", f"{KT}/de/egypt_camel.ogg", "speech", "de", "camel"),
-        ("ktuberling-data", f"{KT}/sr@latin/ball.ogg", "speech", "sr@latin", "ball"),
+        ("ktuberling-data", f"{KT}/sr@latin/ball.ogg", "speech", "sr", "ball"),  # (one speaker, two scripts)
+        ("hedgewars-data", f"{HW}/Default_pl/Hello.ogg", "shouting", "hedgewars:Default", "hello"),  # (a localisation)
         ("hedgewars-data", f"{HW}/Pirate/Comeonthen.ogg", "shouting", "hedgewars:Pirate", "come on then"),
         ("hedgewars-data", f"{HW}/Pirate/Laugh.ogg", "laughter", "hedgewars:Pirate", ""),
         ("hedgewars-data", f"{HW}/British/Ow2.ogg", "pain cry", "hedgewars:British", ""),

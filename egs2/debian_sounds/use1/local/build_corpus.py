@@ -12,13 +12,16 @@ Pipeline (every step sorted and seeded: the same cache and options give the same
    ``--max_segments`` segments of at most ``--max_dur`` seconds (``recorded_clips.py``).
    Silent files and clips shorter than ``--min_clip_dur`` are dropped, then exact and
    near-duplicate clips of a class (the first in path order is kept).
-3. Splits: the unit of a split is a *group*: a voice (a language's speaker, a voice
+3. Splits: the test pool is held out by *group*: a voice (a language's speaker, a voice
    pack, a game unit's voice, a drum kit) where the class map names one, else the
-   recording, so no test clip and no test voice is ever heard in training or
-   validation. Groups go to test / valid / train greedily (largest first) towards
-   ``--test_frac`` / ``--valid_frac`` / the rest of each class's clips, with every class
-   first given 2 clips in every split. A class that still lacks 2 clips in a split is
-   dropped (listed in the statistics).
+   recording, so no test clip, recording or voice is ever heard in training or
+   validation. Groups go to test or to train+valid greedily (groups of small classes
+   first, larger groups first) towards ``--test_frac`` of each class's clips, every
+   class first getting 2 clips in test and 4 in train+valid. Valid then takes whole
+   recordings of the train+valid groups (``--valid_frac`` of a class's clips, at least
+   2), single clips of a recording only when a class has too few recordings: like
+   mini_use's valid pool, it shares voices with training but no clip. A class that
+   still lacks 2 clips in a split is dropped (listed in the statistics).
 4. Cues per clip: the label; a caption drawn from the class's phrasings, with the
    file name's own words where it has them (``class_map.caption``); a picture of the
    source where the package ships one (GCompris's farm-animal photos), else none; the

@@ -7,7 +7,10 @@ where the file's *voice* and *words* come from:
 - ``voice``: a template over the pattern's named groups (``"{pack}"``) for sounds that
   carry a voice or a player (a language's speaker, a voice pack, a game unit's voice, a
   drum kit): every clip of one voice lands in one split, so a test voice is never heard
-  in training. ``None``: the recording itself is the unit of the split.
+  in training. Variants that may be the same speaker count as one voice: a voice pack
+  and its localisations (hedgewars ``Default`` and ``Default_pl``), a language and its
+  scripts (ktuberling ``sr`` and ``sr@latin``). ``None``: the recording itself is the
+  unit of the split.
 - ``words``: the pattern's ``words`` group, spelled out by ``spell_words`` (the clip's own
   words for its caption: "egypt_camel" -> "camel", "Comeonthen" -> "come on then").
 - ``picture``: a template for the path (in the package) of a picture of the sound's
@@ -106,17 +109,17 @@ HG = r"usr/share/hydrogen/data/drumkits/(?P<kit>GMRockKit)"  # TR808EmulationKit
 
 RULES: Tuple[Rule, ...] = (
     # --- voices -------------------------------------------------------------
-    Rule("ktuberling-data", r"usr/share/ktuberling/sounds/(?P<lang>[\w@]+)/(?:(?:egypt|moon|pizzeria|tv)_)?(?P<words>\w+)\.ogg", "speech", voice="{lang}"),
+    Rule("ktuberling-data", r"usr/share/ktuberling/sounds/(?P<lang>[a-z]+)(?:@\w+)?/(?:(?:egypt|moon|pizzeria|tv)_)?(?P<words>\w+)\.ogg", "speech", voice="{lang}"),
     # The Robot pack is a vocoder, not a voice; the Singer sings every line (one voice: split by recording).
     Rule("hedgewars-data", HW + r"/Sounds/voices/Robot/.*", ""),
     Rule("hedgewars-data", HW + r"/Sounds/voices/Singer/(?:Laugh|Ow\d|Ooff\d|Ouch|Jump\d|Firepunch\d|Hmm|Poison\w+)\.ogg", ""),
     Rule("hedgewars-data", HW + r"/Sounds/voices/Singer/(?P<words>[\w-]+)\.ogg", "singing"),
-    Rule("hedgewars-data", HW + r"/Sounds/voices/(?P<pack>\w+)/Laugh\.ogg", "laughter", voice="hedgewars:{pack}"),
-    Rule("hedgewars-data", HW + r"/Sounds/voices/(?P<pack>\w+)/PoisonCough\.ogg", "cough", voice="hedgewars:{pack}"),
-    Rule("hedgewars-data", HW + r"/Sounds/voices/(?P<pack>\w+)/(?:Ow\d|Ouch|Ooff\d|PoisonMoan)\.ogg", "pain cry", voice="hedgewars:{pack}"),
+    Rule("hedgewars-data", HW + r"/Sounds/voices/(?P<pack>[A-Za-z]+)(?:_[a-z]+)?/Laugh\.ogg", "laughter", voice="hedgewars:{pack}"),
+    Rule("hedgewars-data", HW + r"/Sounds/voices/(?P<pack>[A-Za-z]+)(?:_[a-z]+)?/PoisonCough\.ogg", "cough", voice="hedgewars:{pack}"),
+    Rule("hedgewars-data", HW + r"/Sounds/voices/(?P<pack>[A-Za-z]+)(?:_[a-z]+)?/(?:Ow\d|Ouch|Ooff\d|PoisonMoan)\.ogg", "pain cry", voice="hedgewars:{pack}"),
     # Grunts of jumps and punches, "Hmm": neither words nor a clear class.
     Rule("hedgewars-data", HW + r"/Sounds/voices/\w+/(?:Jump\d|Firepunch\d|Hmm)\.ogg", ""),
-    Rule("hedgewars-data", HW + r"/Sounds/voices/(?P<pack>\w+)/(?P<words>[\w-]+)\.ogg", "shouting", voice="hedgewars:{pack}"),
+    Rule("hedgewars-data", HW + r"/Sounds/voices/(?P<pack>[A-Za-z]+)(?:_[a-z]+)?/(?P<words>[\w-]+)\.ogg", "shouting", voice="hedgewars:{pack}"),
     Rule("wesnoth-1.16-data", WN + r"/data/core/sounds/(?P<unit>human|human-female|human-old|dwarf|elf)-(?:hit|die)(?:-\d)?\.ogg", "pain cry", voice="wesnoth:{unit}"),
     Rule("wesnoth-1.16-data", WN + r"/data/core/sounds/(?P<unit>witches|dwarf)-laugh\.wav", "laughter", voice="wesnoth:{unit}"),
     # --- animals --------------------------------------------------------------
