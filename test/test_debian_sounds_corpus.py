@@ -223,7 +223,7 @@ def tree_digest(root: Path) -> Dict[str, str]:
         ("hedgewars-data", f"{HW}/British/Ow2.ogg", "pain cry", "hedgewars:British", ""),
         ("hedgewars-data", f"{HW}/Singer/Hello.ogg", "singing", None, "hello"),
         ("hydrogen-data", "usr/share/hydrogen/data/drumkits/GMRockKit/HatOpen-Soft.wav", "hi-hat", "hydrogen:GMRockKit", ""),
-        ("lmms-common", "usr/share/lmms/samples/drums/bassdrum_acoustic01.ogg", "kick drum", "lmms", "bass drum"),
+        ("lmms-common", "usr/share/lmms/samples/drums/bassdrum_acoustic01.ogg", "kick drum", None, "bass drum"),
         ("lincity-ng-data", "usr/share/games/lincity-ng/sounds/TraficHigh2.wav", "road traffic", None, ""),
         ("wesnoth-1.16-data", "usr/share/games/wesnoth/1.16/data/core/sounds/human-female-hit-2.ogg", "pain cry", "wesnoth:human-female", ""),
     ],

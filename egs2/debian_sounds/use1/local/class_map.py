@@ -165,15 +165,18 @@ RULES: Tuple[Rule, ...] = (
     Rule("lmms-common", LM + r"/effects/wind_chimes01\.ogg", "bell"),
     Rule("sound-theme-freedesktop", r"usr/share/sounds/freedesktop/stereo/(?:alarm-clock-elapsed|phone-incoming-call)\.oga", "alarm"),
     Rule("bucklespring-data", r"usr/share/buckle/wav/[0-9a-f]+-[01]\.wav", "keyboard typing"),
-    # --- drums (voice = the kit: a test kit is never heard in training) ---------
-    Rule("lmms-common", LM + r"/drums/(?P<words>kick|bassdrum)\w*\.ogg", "kick drum", voice="lmms"),
+    # --- drums: a real kit (hydrogen's GMRockKit) is a voice, so a test kit is never heard
+    # in training; LMMS's drum folder and GCompris's instruments are collections of
+    # single samples from many sources (kick_hiphop01, bassdrum_acoustic01, ...): each
+    # sample is its own recording.
+    Rule("lmms-common", LM + r"/drums/(?P<words>kick|bassdrum)\w*\.ogg", "kick drum"),
     Rule("lmms-common", LM + r"/drums/snare_rim01\.ogg", ""),
-    Rule("lmms-common", LM + r"/drums/(?P<words>snare)\w*\.ogg", "snare drum", voice="lmms"),
-    Rule("lmms-common", LM + r"/drums/hihat_\w+\.ogg", "hi-hat", voice="lmms"),
-    Rule("lmms-common", LM + r"/drums/(?P<words>crash|ride)\d+\.ogg", "cymbal", voice="lmms"),
-    Rule("lmms-common", LM + r"/drums/tom\w*\.ogg", "tom drum", voice="lmms"),
-    Rule("lmms-common", LM + r"/drums/clap\d+\.ogg", "hand clap", voice="lmms"),
-    Rule("lmms-common", LM + r"/drums/(?P<words>shaker)\d+\.ogg", "hand percussion", voice="lmms"),
+    Rule("lmms-common", LM + r"/drums/(?P<words>snare)\w*\.ogg", "snare drum"),
+    Rule("lmms-common", LM + r"/drums/hihat_\w+\.ogg", "hi-hat"),
+    Rule("lmms-common", LM + r"/drums/(?P<words>crash|ride)\d+\.ogg", "cymbal"),
+    Rule("lmms-common", LM + r"/drums/tom\w*\.ogg", "tom drum"),
+    Rule("lmms-common", LM + r"/drums/clap\d+\.ogg", "hand clap"),
+    Rule("lmms-common", LM + r"/drums/(?P<words>shaker)\d+\.ogg", "hand percussion"),
     Rule("hydrogen-data", HG + r"/(?P<words>Kick)-\w+\.wav", "kick drum", voice="hydrogen:{kit}"),
     Rule("hydrogen-data", HG + r"/(?P<words>Snare)(?:Rimshot)?-\w+\.wav", "snare drum", voice="hydrogen:{kit}"),
     Rule("hydrogen-data", HG + r"/Hat(?:Closed|Open|Pedal|SemiOpen)-\w+\.wav", "hi-hat", voice="hydrogen:{kit}"),
@@ -181,9 +184,9 @@ RULES: Tuple[Rule, ...] = (
     Rule("hydrogen-data", HG + r"/Tom(?:1|2|Floor)-\w+\.wav", "tom drum", voice="hydrogen:{kit}"),
     Rule("hydrogen-data", HG + r"/HandClap\.wav", "hand clap", voice="hydrogen:{kit}"),
     Rule("hydrogen-data", HG + r"/(?P<words>Cowbell)-\w+\.wav", "hand percussion", voice="hydrogen:{kit}"),
-    Rule("gcompris-qt-data", GC_RCC + r"/instruments/resource/(?P<words>snare_drum)\.ogg", "snare drum", voice="gcompris"),
-    Rule("gcompris-qt-data", GC_RCC + r"/instruments/resource/(?P<words>cymbal)\.ogg", "cymbal", voice="gcompris"),
-    Rule("gcompris-qt-data", GC_RCC + r"/instruments/resource/(?P<words>tambourine|maracas|castanets|triangle|bongo)\.ogg", "hand percussion", voice="gcompris"),
+    Rule("gcompris-qt-data", GC_RCC + r"/instruments/resource/(?P<words>snare_drum)\.ogg", "snare drum"),
+    Rule("gcompris-qt-data", GC_RCC + r"/instruments/resource/(?P<words>cymbal)\.ogg", "cymbal"),
+    Rule("gcompris-qt-data", GC_RCC + r"/instruments/resource/(?P<words>tambourine|maracas|castanets|triangle|bongo)\.ogg", "hand percussion"),
     # --- instruments ------------------------------------------------------------
     Rule("lmms-common", LM + r"/instruments/(?P<words>piano|e_piano_accord|church_organ|e_organ|harpsichord)\d+\.ogg", "keyboard instrument"),
     Rule("gcompris-qt-data", GC_RCC + r"/instruments/resource/(?P<words>piano|organ|accordion)\.ogg", "keyboard instrument"),
