@@ -527,3 +527,17 @@ def test_data_sh_rejects_bad_options(tmp_path: Path):
     assert res.returncode != 0 and "--fs '8k': expected a non-negative integer" in res.stderr
     res = subprocess.run(["bash", str(LOCAL / "data.sh"), "--allow_other_version", "maybe"], cwd=tmp_path, capture_output=True, text=True)
     assert res.returncode != 0 and "--allow_other_version expects true or false" in res.stderr
+
+
+def test_16k_corpus_holds_the_same_clips_in_the_same_splits(cache: Path, corpus, tmp_path: Path):
+    out_8k, stats_8k = corpus
+    out_16k = tmp_path / "data_16k"
+    stats_16k = run_build(cache, out_16k, extra=["--fs", "16000"])
+    for split in ("train", "valid", "test"):
+        a = {(c["clip_id"], c["source"], c["segment"]) for c in read_jsonl(out_8k / "pool" / split / "clips.jsonl")}
+        b = read_jsonl(out_16k / "pool" / split / "clips.jsonl")
+        assert a == {(c["clip_id"], c["source"], c["segment"]) for c in b}, split
+        for c in b[:5]:
+            info = sf.info(str(out_16k / c["wav"]))
+            assert info.samplerate == 16000 and info.frames == c["num_samples"]
+    assert stats_16k["per_class"] == stats_8k["per_class"] and stats_16k["fs"] == 16000

@@ -61,6 +61,7 @@ from debian_packages import PINNED, MARKER, ReservedPackageError, check_not_rese
 from recorded_clips import ClipError, PackageFiles, cut_segments, fingerprint, is_near_duplicate, read_audio  # noqa: E402
 
 SPLITS: Tuple[str, ...] = ("train", "valid", "test")
+ANALYSIS_FS = 8000  # trimming, cutting and duplicates are decided at this rate, whatever --fs
 MIN_PER_SPLIT = 2  # clips of a class in every split (the audio example is another clip)
 
 
@@ -155,35 +156,65 @@ def list_candidates(packages: Dict[str, Tuple[str, Path]]) -> Tuple[List[Candida
     return candidates, left_out
 
 
-def read_candidate(job: Tuple[Candidate, int, float, float, int]) -> Tuple[List[Tuple[int, int, np.ndarray]], str]:
+@dataclass
+class Segment:
+    """One segment of a recording: its bounds at the analysis rate, its samples at ``--fs``.
+
+    Args:
+        start, stop: bounds in samples at ANALYSIS_FS.
+        samples: int16 samples at ``--fs`` [T].
+        fingerprint: of the segment at ANALYSIS_FS (for near duplicates).
+        length: stop - start.
+        digest: sha256 of the segment's int16 samples at ANALYSIS_FS (exact copies).
+    """
+
+    start: int
+    stop: int
+    samples: np.ndarray
+    fingerprint: np.ndarray
+    length: int
+    digest: str
+
+
+def read_candidate(job: Tuple[Candidate, int, float, float, int]) -> Tuple[List[Segment], str]:
     """Read, trim and cut one file (worker).
 
+    Trimming, cutting and the duplicate fingerprints work at ANALYSIS_FS whatever
+    ``--fs``, so the corpus at 8 kHz and at 16 kHz holds the same clips in the same
+    splits; the samples are then taken at ``--fs`` over the same stretch.
+
     Returns:
-        ([(start, stop, int16 samples)], "") or ([], reason) when nothing is kept.
+        (segments, "") or ([], reason) when nothing is kept.
     """
     cand, fs, min_dur, max_dur, max_segments = job
     files = PackageFiles(Path(cand.root))
     name = f"{cand.package}:{cand.source}"
+    data = files.read_bytes(cand.source)
     try:
-        wave = read_audio(files.read_bytes(cand.source), fs, name)
+        waves = {rate: read_audio(data, rate, name) for rate in sorted({ANALYSIS_FS, fs})}
     except ClipError as err:
         return [], f"unreadable: {err}"
-    peak = float(np.max(np.abs(wave)))
-    if peak > 1.0:  # decoded float beyond full scale (some ogg): keep the shape, not the clip
-        wave = wave / peak
-    segments = cut_segments(wave, fs, min_dur, max_dur, max_segments)
-    if not segments:
+    for rate, wave in waves.items():
+        peak = float(np.max(np.abs(wave)))
+        if peak > 1.0:  # decoded float beyond full scale (some ogg): keep the shape, not the clip
+            waves[rate] = wave / peak
+    probe = waves[ANALYSIS_FS]
+    bounds = cut_segments(probe, ANALYSIS_FS, min_dur, max_dur, max_segments)
+    if not bounds:
         return [], "silent or too short"
     out = []
-    for start, stop in segments:
-        samples = synth_corpus._to_int16(wave[start:stop])
-        out.append((start, stop, samples))
+    for start, stop in bounds:
+        probe_q = synth_corpus._to_int16(probe[start:stop])
+        lo, hi = start * fs // ANALYSIS_FS, min(len(waves[fs]), stop * fs // ANALYSIS_FS)
+        out.append(Segment(
+            start=start, stop=stop, samples=synth_corpus._to_int16(waves[fs][lo:hi]),
+            fingerprint=fingerprint(probe_q.astype(np.float64) / synth_corpus.INT16_SCALE, ANALYSIS_FS),
+            length=stop - start, digest=hashlib.sha256(probe_q.tobytes()).hexdigest(),
+        ))
     return out, ""
 
 
-def drop_duplicates(
-    clips: List[RecordedClip], audio: Dict[str, np.ndarray], fs: int
-) -> Tuple[List[RecordedClip], Dict[str, str]]:
+def drop_duplicates(clips: List[RecordedClip], segments: Dict[str, Segment]) -> Tuple[List[RecordedClip], Dict[str, str]]:
     """Drop exact copies (any class) and near duplicates within a class; the first is kept.
 
     Returns:
@@ -194,18 +225,16 @@ def drop_duplicates(
     by_hash: Dict[str, str] = {}
     prints: Dict[str, List[Tuple[np.ndarray, int, str]]] = {}
     for clip in clips:
-        samples = audio[clip.clip_id]
-        digest = hashlib.sha256(samples.tobytes()).hexdigest()
-        if digest in by_hash:
-            dropped[clip.clip_id] = by_hash[digest]
+        seg = segments[clip.clip_id]
+        if seg.digest in by_hash:
+            dropped[clip.clip_id] = by_hash[seg.digest]
             continue
-        fp = fingerprint(samples.astype(np.float64) / synth_corpus.INT16_SCALE, fs)
-        twin = next((cid for other, n, cid in prints.get(clip.label, []) if is_near_duplicate(fp, len(samples), other, n)), None)
+        twin = next((cid for other, n, cid in prints.get(clip.label, []) if is_near_duplicate(seg.fingerprint, seg.length, other, n)), None)
         if twin is not None:
             dropped[clip.clip_id] = twin
             continue
-        by_hash[digest] = clip.clip_id
-        prints.setdefault(clip.label, []).append((fp, len(samples), clip.clip_id))
+        by_hash[seg.digest] = clip.clip_id
+        prints.setdefault(clip.label, []).append((seg.fingerprint, seg.length, clip.clip_id))
         kept.append(clip)
     return kept, dropped
 
@@ -312,7 +341,7 @@ def build(args: argparse.Namespace) -> Dict[str, object]:
     results = synth_corpus._run_jobs(read_candidate, jobs, args.nj, "read clips")
 
     clips: List[RecordedClip] = []
-    audio: Dict[str, np.ndarray] = {}
+    segs: Dict[str, Segment] = {}
     skipped: Dict[str, int] = {}
     counters: Dict[str, int] = {}
     for cand, (segments, reason) in zip(candidates, results):
@@ -322,19 +351,20 @@ def build(args: argparse.Namespace) -> Dict[str, object]:
             continue
         m = cand.match
         recording = f"{cand.package}:{cand.source}"
-        for k, (start, stop, samples) in enumerate(segments):
+        for k, seg in enumerate(segments):
             index = counters.get(m.label, 0)
             counters[m.label] = index + 1
             clip_id = f"{slug(m.label)}_{index:04d}"
             clips.append(RecordedClip(
                 clip_id=clip_id, label=m.label, class_index=-1, caption="", u=0.0, colour_u=0.0,
-                num_samples=len(samples), wav="", png="", mp4="", package=cand.package, source=cand.source,
-                segment=k, start=start, stop=stop, recording=recording, voice=m.voice or "",
-                group=m.voice or recording, words=m.words,
+                num_samples=len(seg.samples), wav="", png="", mp4="", package=cand.package, source=cand.source,
+                segment=k, start=seg.start * args.fs // ANALYSIS_FS, stop=seg.stop * args.fs // ANALYSIS_FS,
+                recording=recording, voice=m.voice or "", group=m.voice or recording, words=m.words,
             ))
-            audio[clip_id] = samples
+            segs[clip_id] = seg
     num_read = len(clips)
-    clips, duplicates = drop_duplicates(clips, audio, args.fs)
+    clips, duplicates = drop_duplicates(clips, segs)
+    audio = {c.clip_id: segs[c.clip_id].samples for c in clips}
     split_of = assign_splits(clips, args.seed, args.test_frac, args.valid_frac)
 
     # Classes lacking clips in a split are dropped.
