@@ -541,3 +541,9 @@ def test_16k_corpus_holds_the_same_clips_in_the_same_splits(cache: Path, corpus,
             info = sf.info(str(out_16k / c["wav"]))
             assert info.samplerate == 16000 and info.frames == c["num_samples"]
     assert stats_16k["per_class"] == stats_8k["per_class"] and stats_16k["fs"] == 16000
+
+
+def test_fetch_without_apt_is_a_clear_error(tmp_path: Path):
+    fetcher = debian_packages.Fetcher(tmp_path, apt_get="no-such-apt-get", apt_cache="no-such-apt-cache", lists_dir=tmp_path)
+    with pytest.raises(debian_packages.FetchError, match="no-such-apt-get: not found"):
+        fetcher.fetch("lmms-common", "1.2.2+dfsg1-6")  # no lists: the update is tried first

@@ -118,7 +118,13 @@ Runner = Callable[[List[str], Optional[Path]], subprocess.CompletedProcess]
 
 
 def _run(cmd: List[str], cwd: Optional[Path] = None) -> subprocess.CompletedProcess:
-    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    try:
+        return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    except FileNotFoundError as err:
+        raise FetchError(
+            f"{cmd[0]}: not found ({err}); the packages are fetched with Debian's apt-get and dpkg-deb: "
+            "run on a Debian/Ubuntu machine, or copy a filled downloads/debian from one"
+        ) from err
 
 
 class Fetcher:
