@@ -103,6 +103,7 @@ class Rule:
 HW = r"usr/share/games/hedgewars/Data"
 WN = r"usr/share/games/wesnoth/1\.16"
 LC = r"usr/share/games/lincity-ng/sounds"
+FC = r"usr/share/games/freeciv/stdsounds"
 LM = r"usr/share/lmms/samples"
 GC_RCC = r"usr/share/gcompris-qt/rcc/(?:\w|-)+\.rcc!gcompris/src/activities"
 HG = r"usr/share/hydrogen/data/drumkits/(?P<kit>GMRockKit)"  # TR808EmulationKit: a synthesiser, not recorded
@@ -154,6 +155,12 @@ RULES: Tuple[Rule, ...] = (
     Rule("wesnoth-1.16-data", WN + r"/data/core/sounds/explosion\.ogg", "explosion"),
     Rule("lincity-ng-data", LC + r"/RocketExplosion\d\.wav", "explosion"),
     Rule("lmms-common", LM + r"/effects/explode01\.ogg", "explosion"),
+    Rule("freeciv-data", FC + r"/(?:Lrg|Sml)Expl\.ogg", "explosion"),
+    Rule("tuxmath-data", r"usr/share/tuxmath/sounds/explosion\.wav", "explosion"),
+    Rule("freeciv-data", FC + r"/Mg(?:Bar\d|Heavy)\.ogg", "gunshot"),
+    Rule("freeciv-data", FC + r"/Splash\.ogg", "water"),
+    Rule("tuxmath-data", r"usr/share/tuxmath/sounds/alarm\.wav", "alarm"),
+    Rule("tuxmath-data", r"usr/share/tuxmath/sounds/towerclock\.wav", "bell"),
     Rule("hedgewars-data", HW + r"/Sounds/(?:gun|shotgunfire|minigun)\.ogg", "gunshot"),
     Rule("wesnoth-1.16-data", WN + r"/data/core/sounds/(?:gunshot\.wav|thunderstick(?:-miss)?\.ogg)", "gunshot"),
     Rule("lincity-ng-data", LC + r"/Blacksmith\d\.wav", "hammering"),

@@ -35,13 +35,15 @@ from typing import Callable, Dict, List, Optional, Sequence
 # name -> version (bookworm main, amd64 package lists). Sizes are of the .deb files.
 PINNED: Dict[str, str] = {
     "bucklespring-data": "1.4.0-2",  # 2.6 MB: IBM Model M key presses (GPL-2)
+    "freeciv-data": "3.0.6-1+deb12u1",  # 20 MB: explosions, machine guns, a splash (GPL-2+)
     "gcompris-qt-data": "3.1-2",  # 44 MB: instruments, farm animals (+ photos), everyday sounds (GPL-3+, CC)
     "hedgewars-data": "1.0.2-6",  # 142 MB: 15 voice packs, sound effects, music (GPL-2, CC)
     "hydrogen-data": "1.2.0~beta1+dfsg-1",  # 6.6 MB: GMRockKit drum kit (GPL-2+)
     "ktuberling-data": "4:22.12.3-1",  # 46 MB: words spoken in 25 languages (GPL-2+)
     "lincity-ng-data": "2.9~git20150314-5",  # 44 MB: city sounds (GPL-2+)
     "lmms-common": "1.2.2+dfsg1-6",  # 8.3 MB: drum and instrument samples (GPL-2+)
-    "sound-theme-freedesktop": "0.8-2",  # 0.4 MB: bell, alarm clock, telephone (GPL-2+, CC-BY-SA)
+    "sound-theme-freedesktop": "0.8-2",
+    "tuxmath-data": "2.0.3-9",  # 8.8 MB: an explosion, an alarm, a tower clock (GPL-3+)  # 0.4 MB: bell, alarm clock, telephone (GPL-2+, CC-BY-SA)
     "wesnoth-1.16-data": "1:1.16.9-1",  # 143 MB: birds, fire, animals, voices of units (GPL-2+)
 }
 
