@@ -216,7 +216,8 @@ def tree_digest(root: Path) -> Dict[str, str]:
     "package, rel, label, voice, words",
     [
         ("ktuberling-data", f"{KT}/de/egypt_camel.ogg", "speech", "de", "camel"),
-        ("ktuberling-data", f"{KT}/sr@latin/ball.ogg", "speech", "sr", "ball"),  # (one speaker, two scripts)
+        ("ktuberling-data", f"{KT}/sr@latin/brkovi.ogg", "speech", "sr", "brkovi"),  # (one speaker, two scripts)
+        ("ktuberling-data", f"{KT}/fr/egypte_chameau.wav", "speech", "fr", "chameau"),  # French file names
         ("hedgewars-data", f"{HW}/Default_pl/Hello.ogg", "shouting", "hedgewars:Default", "hello"),  # (a localisation)
         ("hedgewars-data", f"{HW}/Pirate/Comeonthen.ogg", "shouting", "hedgewars:Pirate", "come on then"),
         ("hedgewars-data", f"{HW}/Pirate/Laugh.ogg", "laughter", "hedgewars:Pirate", ""),
@@ -238,6 +239,7 @@ def test_class_map_classifies_by_folder_and_name(package: str, rel: str, label: 
     "package, rel",
     [
         ("ktuberling-data", f"{KT}/de/tux-zzz.ogg"),  # an effect or a word? unclear
+        ("ktuberling-data", f"{KT}/ca/Frier-Tux.ogg"),
         ("hedgewars-data", f"{HW}/Robot/Hello.ogg"),  # a vocoder
         ("hedgewars-data", f"{HW}/Default/Jump1.ogg"),  # a grunt
         ("hydrogen-data", "usr/share/hydrogen/data/drumkits/TR808EmulationKit/808_Kick_Long.flac"),  # a synthesiser
@@ -260,6 +262,10 @@ def test_class_map_covers_25_classes_with_captions_and_pictures():
     assert any("camel" not in c for c in captions)  # and the class's phrasings
     assert class_map.caption("speech", "camel", "German", "clipX", 0) == class_map.caption("speech", "camel", "German", "clipX", 0)
     assert all("{" not in class_map.caption("speech", "", "", f"c{i}", 0) for i in range(30))
+    # Words in the spoken language are quoted, never "translated" as the English ones are.
+    native = {class_map.caption("speech", "chameau", "French", f"clip{i}", 0, native=True) for i in range(60)}
+    assert any('"chameau"' in c for c in native) and not any("word for" in c for c in native)
+    assert class_map.classify("ktuberling-data", f"{KT}/fr/egypte_chameau.wav").native
 
 
 # ----------------------------------------------------------------------------

@@ -394,7 +394,7 @@ def build(args: argparse.Namespace) -> Dict[str, object]:
         clip.class_index = index_of[clip.label]
         clip.wav = rel + ".wav"
         m = classify(clip.package, clip.source)
-        clip.caption = caption(clip.label, m.words, m.language, clip.recording, args.seed)
+        clip.caption = caption(clip.label, m.words, m.language, clip.recording, args.seed, native=m.native)
         if m.picture:
             key = f"{clip.package}:{m.picture}"
             if key not in pictures:

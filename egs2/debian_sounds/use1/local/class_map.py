@@ -100,6 +100,7 @@ class Rule:
     picture: Optional[str] = None
 
 
+KT = r"usr/share/ktuberling/sounds"
 HW = r"usr/share/games/hedgewars/Data"
 WN = r"usr/share/games/wesnoth/1\.16"
 LC = r"usr/share/games/lincity-ng/sounds"
@@ -110,7 +111,12 @@ HG = r"usr/share/hydrogen/data/drumkits/(?P<kit>GMRockKit)"  # TR808EmulationKit
 
 RULES: Tuple[Rule, ...] = (
     # --- voices -------------------------------------------------------------
-    Rule("ktuberling-data", r"usr/share/ktuberling/sounds/(?P<lang>[a-z]+)(?:@\w+)?/(?:(?:egypt|moon|pizzeria|tv)_)?(?P<words>\w+)\.ogg", "speech", voice="{lang}"),
+    # KTuberling: one speaker per language. The Tux-themed names (Frier-Tux, tux-zzz) may be
+    # effects or words: left out. Nine languages name their files in English ("egypt_camel"),
+    # the others in their own words ("egypte_chameau"): those are the clip's words as spoken.
+    Rule("ktuberling-data", KT + r"/[\w@]+/[\w-]*[Tt]ux[\w-]*\.(?:ogg|wav)", ""),
+    Rule("ktuberling-data", KT + r"/(?P<lang>ca|de|el|en|gl|lt|ru|sl|uk)(?:@\w+)?/(?:(?:egypt|moon|pizzeria|tv)_)?(?P<words>[\w-]+)\.(?:ogg|wav)", "speech", voice="{lang}"),
+    Rule("ktuberling-data", KT + r"/(?P<lang>[a-z]+)(?:@\w+)?/(?:(?:egypte?|moon|lune|pizzeria|tv)_)?(?P<native>[\w-]+)\.(?:ogg|wav)", "speech", voice="{lang}"),
     # The Robot pack is a vocoder, not a voice; the Singer sings every line (one voice: split by recording).
     Rule("hedgewars-data", HW + r"/Sounds/voices/Robot/.*", ""),
     Rule("hedgewars-data", HW + r"/Sounds/voices/Singer/(?:Laugh|Ow\d|Ooff\d|Ouch|Jump\d|Firepunch\d|Hmm|Poison\w+)\.ogg", ""),
@@ -247,6 +253,7 @@ class Match:
     words: str
     language: str
     picture: Optional[str]
+    native: bool = False  # words in the spoken language (not English)
 
 
 def spell_words(raw: str) -> str:
@@ -267,7 +274,8 @@ def classify(package: str, rel: str) -> Optional[Match]:
             return None
         groups = {k: v for k, v in m.groupdict().items() if v is not None}
         groups["bundle"] = rel.split("!", 1)[0]
-        words = spell_words(groups["words"]) if "words" in groups else ""
+        native = "native" in groups
+        words = spell_words(groups["native" if native else "words"]) if native or "words" in groups else ""
         lang = LANGUAGES.get(groups.get("lang", ""), "")
         return Match(
             label=rule.label,
@@ -275,19 +283,22 @@ def classify(package: str, rel: str) -> Optional[Match]:
             words=words,
             language=lang,
             picture=rule.picture.format(**groups) if rule.picture else None,
+            native=native,
         )
     return None
 
 
-def caption(label: str, words: str, language: str, key: str, seed: int) -> str:
+def caption(label: str, words: str, language: str, key: str, seed: int, native: bool = False) -> str:
     """One caption of a clip: a phrasing of its class drawn from (seed, key).
 
-    Phrasings with ``{words}`` (and ``{language}``) join the draw when the clip has them.
+    Phrasings with ``{words}`` (and ``{language}``) join the draw when the clip has them;
+    words in the spoken language (``native``) skip the phrasings that translate
+    ("the German word for ...").
     """
     cls = BY_NAME[label]
     choices: List[str] = list(cls.captions)
     for template in cls.word_captions:
-        if words and ("{language}" not in template or language):
+        if words and ("{language}" not in template or language) and not (native and "word for" in template):
             choices.extend([template] * 2)  # the clip's own words, when it has them, twice as likely
     rng = np.random.default_rng([seed, zlib.crc32(key.encode("utf-8"))])
     return choices[int(rng.integers(len(choices)))].format(words=words, language=language)
