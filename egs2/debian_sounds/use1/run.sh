@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # debian_sounds: USE-S on real recorded sounds from openly licensed Debian packages
-# (~28 classes: voices in many languages, shouting, singing, animals, water, fire,
+# (29 classes: voices in 22 languages, shouting, singing, animals, water, fire,
 # vehicles, machines, drums and instruments; local/debian_packages.py pins them).
 # ./run.sh runs stages 1-8 (stage 1 fetches the packages into downloads/debian once);
 # ./run.sh --fs 16000 builds and trains at 16 kHz.

@@ -29,7 +29,7 @@ python=python3
 help_message=$(cat <<EOF
 Usage: $0 [options]
 Fetch the pinned Debian packages (local/debian_packages.py) into --cache and build the
-debian_sounds corpus (clips of ~28 classes of recorded sounds, splits held out by voice,
+debian_sounds corpus (clips of 29 classes of recorded sounds, splits held out by voice,
 kit and recording; mixtures of 1-${max_sources} sources and a TSE set) into --out.
 The packages reserved for evaluation (tuxpaint-stamps-default, ufoai-sound,
 sonic-pi-samples, asterisk-core-sounds-en*) are refused.
