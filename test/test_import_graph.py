@@ -22,18 +22,21 @@ FLOORS: Dict[str, int] = {
     "cue": 2,
     "separator": 3,
     "extractor": 4,
-    "espnet_model": 4,
-    "train": 5,
+    # USE's network and its inference (network, inference, batch plumbing)...
+    "model": 4,
+    # ... and the trainable ESPnet model built on them (forward -> losses).
+    "espnet_model": 5,
+    "train": 6,
     # USEModel from a config, for the training task and for inference alike: below
     # both, so that inference builds a model without ESPnet's task modules.
-    "model_builder": 5,
-    "tasks": 6,
-    "inference": 7,
-    "scoring": 7,
-    "espnet_hooks": 8,
-    "registry": 9,
-    "": 10,  # espnet2_use/__init__.py
-    "bin": 11,
+    "model_builder": 6,
+    "tasks": 7,
+    "inference": 8,
+    "scoring": 8,
+    "espnet_hooks": 9,
+    "registry": 10,
+    "": 11,  # espnet2_use/__init__.py
+    "bin": 12,
 }
 # Known exceptions, each with its reason.
 ALLOWED: set = set()

@@ -268,7 +268,7 @@ def test_tagging_losses_fall_and_the_tags_name_the_classes_of_the_mixture():
     model.eval()
     with torch.no_grad():
         _, after, _ = model(**batch)
-        trunk = model.forward_encoder(*model._normalize(batch["speech_mix"], torch.full((4,), 4000)))[2]
+        trunk = model.forward_encoder(*model.normalize(batch["speech_mix"], torch.full((4,), 4000)))[2]
         tags = torch.sigmoid(model.tag_head(trunk.emb).mean(1))  # [B, V]
     assert after["tag_bce"] < before["tag_bce"] - 0.2
     assert after["att_tag_ce"] < before["att_tag_ce"] - 0.3
@@ -295,7 +295,7 @@ def test_the_audio_example_is_an_ordinary_cue_encoder_bound_to_the_models_trunk(
     assert tokens.shape == (4, 1, 32) and token_lens.tolist() == [0, 1, 1, 1]
     assert tokens[0].abs().max() == 0
     # The token is the example's first attractor, as the model's own EDA gives it.
-    wav, _ = model._normalize(example[1:], lens[1:])
+    wav, _ = model.normalize(example[1:], lens[1:])
     attractors, _ = model.separator.attractors(model.forward_encoder(wav, lens[1:])[2], 1)
     assert torch.allclose(tokens[1:, 0], attractors[:, 0], atol=1e-5)
     assert not any(n.startswith("cue_network.encoders.example") for n in model.state_dict())

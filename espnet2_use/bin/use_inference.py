@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from espnet2_use.data.kaldi_dir import read_kaldi_text, write_kaldi_text
 from espnet2_use.data.layout import REFERENCE, cue_file
-from espnet2_use.espnet_model import EXTRACT_LEVELS
+from espnet2_use.model.inference import EXTRACT_LEVELS
 from espnet2_use.inference import USE, prepare_audio
 from espnet2_use.scoring.plot import plot_decoding_dir
 from espnet2_use.utils.fileio import atomic_write_text, atomic_write_wav
@@ -139,7 +139,7 @@ def decode(
     """Decode ``data_dir`` for every task into ``output_dir/<task>/``; with
     ``num_plots``, also draw spectrograms of the first decoded utterances into
     ``output_dir/<task>/plots/``. ``tse_level`` sets the level of extracted
-    targets (``USEModel.extract``)."""
+    targets (``USEInference.extract``)."""
     parsed = [(task, *parse_task(task)) for task in tasks]
     wavs = read_kaldi_text(data_dir / "wav.scp")
     keys = list(keys) if keys is not None else sorted(wavs)

@@ -18,9 +18,9 @@ import numpy as np
 import torch
 import yaml
 
-from espnet2_use.espnet_model import EXTRACT_LEVELS, USEModel
 from espnet2_use.inference.chunking import _SourceTracker, chunk_starts, chunk_windows
 from espnet2_use.inference.packing import MODEL_FILE_PREFERENCE, PACK_CONFIG, PACK_MODEL, recipe_root, unpack
+from espnet2_use.model.inference import EXTRACT_LEVELS, USEInference
 from espnet2_use.model_builder import build_use_model, conf_from_weights, load_weights, read_weights
 from espnet2_use.utils.audio import SILENCE_RMS, read_audio, resample, rms
 
@@ -94,7 +94,7 @@ class USE:
     ``USE.from_exp(exp_dir)`` (a training directory) or ``USE(model, fs)``.
 
     Args:
-        model: the trained USEModel.
+        model: the trained model (a USEModel; inference uses its USEInference part).
         fs: the model's sample rate.
         device: where to run.
         name_threshold: a separated source is named by the label whose cue vector is
@@ -108,7 +108,7 @@ class USE:
     """
 
     def __init__(
-        self, model: USEModel, fs: int, device: str = "cpu", name_threshold: float = 0.3
+        self, model: USEInference, fs: int, device: str = "cpu", name_threshold: float = 0.3
     ):
         self.model = model.to(device).eval()
         self.fs = int(fs)
@@ -331,7 +331,7 @@ class USE:
     ) -> ExtractionResult:
         """Extract the sound the given cues describe (any subset of them).
 
-        ``level`` sets the target's level (``USEModel.extract``): ``separation`` takes
+        ``level`` sets the target's level (``USEInference.extract``): ``separation`` takes
         it from the separated source the target most resembles, ``mixture`` projects
         the mixture onto the target (cheaper, louder by what leaks in).
         """
