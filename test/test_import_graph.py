@@ -20,6 +20,7 @@ FLOORS: Dict[str, int] = {
     "attractor": 2,
     "loss": 2,
     "cue": 2,
+    "counting": 2,  # the comparison's count peer: a log-mel CNN counter, its trainer, inference
     "separator": 3,
     "extractor": 4,
     # USE's network and its inference (network, inference, batch plumbing)...

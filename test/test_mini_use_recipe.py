@@ -168,7 +168,14 @@ def test_the_same_budget_comparison_runs_every_system_and_writes_both_tables(rec
     assert systems["use_s_eda_count"]["seeds"] == 2
     assert sorted(r["seeds"] for r in systems.values() if r["kind"] == "fixed_count_peer") == [1, 1, 2]
     assert sorted(r["seeds"] for r in systems.values() if r["kind"] == "unknown_count_peer") == [1, 2]
-    assert all(d["seeds"] == [2, 2] for d in result["differences"] if d["metric"] != "tse_si_snri")
+    assert all(d["seeds"] == [2, 2] for d in result["differences"]
+               if d["metric"] not in ("tse_si_snri", "count_acc"))
+    # the count peer (issue 24): counts only, trained for the whole budget, beside USE-S's counting
+    peer = systems["count_peer"]
+    assert peer["kind"] == "count_peer" and peer["knows_count"] is False and 0.0 <= peer["count_acc"] <= 1.0
+    assert set(peer["count_acc_by_true"]) <= {"1", "2", "3"} and peer["si_snri_2src"] is None
+    assert float((root / "exp/compare/count_peer/train/train_budget_used").read_text()) >= result["budget_seconds"]
+    assert ("use_s_eda_count", "count_peer", "count_acc") in {(d["a"], d["b"], d["metric"]) for d in result["differences"]}
     # the sweep: every system, the tiny run's two peak rates, trained with its best
     sweep = result["sweep"]
     assert sorted(sweep) == sorted(["use_s", "use_b", "tcn", "dprnn", "tfgridnetv2", "tcn_unknown",

@@ -20,6 +20,12 @@ killed comparison resumes where it stopped:
              trained with the budget on one example per (mixture, source), decoded on
              the TSE test set's target, given the level of USE's ``level="mixture"``
              rule (the mixture projected onto the estimate) and scored
+  count-peer a dedicated sound counter (espnet2_use/counting: a log-mel CNN with a count
+             head and a tag head) trained with the whole budget on mixtures made afresh
+             at every step from the training references; it counts the SS test set
+             (nothing chosen on it), its decoding dir holds its ``utt2num_src`` and, as
+             the scorer needs an estimate per counted source, the mixture as each (its
+             separation figures mean nothing and stay out of the table)
   sweep      the same small sweep for every system: a short run per peak learning rate
              (warm-up, then 1/sqrt decay), the best by the system's validation loss
   best-peer  which peer of a kind (fixed / unknown count) scored best with seed 0: the
@@ -434,6 +440,55 @@ def cmd_peer_tse(args: argparse.Namespace) -> None:
     mark(decode_dir)
 
 
+def parse_overrides(items: Sequence[str], where: str) -> Dict:
+    """``key=value`` items (values read as YAML; ``model_conf.key=value`` nests) as a dict."""
+    out: Dict = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"{where}: {item!r} is not key=value")
+        *parents, leaf = key.split(".")
+        node = out
+        for name in parents:
+            node = node.setdefault(name, {})
+        node[leaf] = yaml.safe_load(value)
+    return out
+
+
+def cmd_count_peer(args: argparse.Namespace) -> None:
+    """The count peer: train with the budget (resumable), count the test set, score it."""
+    train = args.out / "train"
+    if not done(train):
+        from espnet2_use.counting.trainer import train_counter
+
+        config = yaml.safe_load(args.config.read_text()) or {}
+        overrides = parse_overrides(args.set, "compare.py count-peer --set")
+        config["model_conf"] = {**(config.get("model_conf") or {}), **overrides.pop("model_conf", {})}
+        config.update(overrides)
+        log(f"training the count peer {train} (budget {args.budget:.0f} s)")
+        result = train_counter(args.train_dir, train, args.budget, config, valid_dir=args.valid_dir)
+        mark(train, {k: result[k] for k in ("seconds", "steps", "mixtures", "params", "valid_count_acc")})
+    decode_dir = args.out / f"decode_{args.test_dir.name}" / "ss"
+    if done(decode_dir):
+        return
+    from espnet2_use.counting.inference import count_dir
+
+    log(f"counting {args.test_dir} with {train}")
+    counts = count_dir(train / "model.pth", args.test_dir, decode_dir)
+    # The scorer takes one estimate per counted source: the mixture stands for each.
+    wavs = read_kaldi_text(args.test_dir / "wav.scp")
+    for k in range(1, max(counts.values()) + 1):
+        write_kaldi_text(decode_dir / f"spk{k}.scp", {u: wavs[u] for u, n in counts.items() if n >= k})
+    score("ss", args.test_dir, decode_dir, ["--compute_sdr", "false"])
+    mark(decode_dir)
+
+
+def count_correct(scores: Optional[Dict]) -> Dict[str, float]:
+    """Per test mixture: 1.0 when its estimated count is its true count, else 0.0."""
+    return {utt: float(int(rec["est_count"]) == int(rec["num_src"]))
+            for utt, rec in sorted((scores or {}).get("utterances", {}).items())}
+
+
 def cmd_mixture(args: argparse.Namespace) -> None:
     """The mixture as the estimate of each of the true number of sources (0 dB SI-SNRi)."""
     decode_dir = args.out / f"decode_{args.test_dir.name}" / "ss"
@@ -739,6 +794,7 @@ def cmd_table(args: argparse.Namespace) -> None:
                 "fuss_si_snri_2src": fuss_row(scores, "2"), "fuss_si_snri_3src": fuss_row(scores, "3"),
                 "count_acc": counting,
                 "count_acc_by_true": None if knows else count_by_true(scores),
+                "_count_records": None if knows else (scores or {}).get("utterances"),
                 "match_acc": _get(scores, "summary", "matching", "accuracy"),
                 "match_acc_by_num_src": {
                     k: v["accuracy"]
@@ -808,6 +864,24 @@ def cmd_table(args: argparse.Namespace) -> None:
                 "train_seconds": used_seconds(unknown_dir / "train"), "rtf": None,
                 "note": f"the whole budget; energy threshold {threshold} dB, chosen on validation",
             }, {n: [unknown] + extra for n in (2, 3)}))
+    count_peer = root / "count_peer"
+    counted = _load(count_peer / f"decode_{test_ss}" / "ss" / "scores.json")
+    if counted is not None:
+        trained = _load(count_peer / "train" / "train_log.json") or {}
+        rows.append({
+            "name": "count_peer", "system": "log-mel CNN sound counter (count + tag heads, dynamic mixing)",
+            "kind": "count_peer", "knows_count": False, "seeds": 1,
+            "si_snri_2src": None, "si_snri_3src": None, "si_snri_2src_ci": None, "si_snri_3src_ci": None,
+            "si_snri_strict_2src": None, "si_snri_strict_3src": None, "surplus_rate": None,
+            "fuss_si_snri_2src": None, "fuss_si_snri_3src": None,
+            "count_acc": _get(counted, "summary", "counting", "accuracy"),
+            "count_acc_by_true": count_by_true(counted), "_counts": count_correct(counted),
+            "match_acc": None, "tse_snri_all": None, "tse_si_snri_all": None, "tse_snri": None,
+            "params": trained.get("params"), "steps": trained.get("steps"),
+            "mixtures_seen": trained.get("mixtures"), "valid_count_acc": trained.get("valid_count_acc"),
+            "train_seconds": used_seconds(count_peer / "train"), "rtf": None,
+            "note": f"counts only, the whole budget; {trained.get('mixtures')} mixtures seen",
+        })
     def example_row(name: str, label: str, decode_root: Path, model_dir: Path,
                     train_dirs: Sequence[Path], kind: str) -> None:
         """A system scored only by extraction with the audio example."""
@@ -859,6 +933,8 @@ def cmd_table(args: argparse.Namespace) -> None:
     if curve:
         plot_curve(curve, args.out_md.parent / "compare_curve.png")
     for r in rows:  # per-mixture values: inputs of the intervals, not results
+        r.pop("_counts", None)
+        r.pop("_count_records", None)
         r.pop("_mixtures", None)
         r.pop("_targets", None)
     result = {"commit": info["commit"], "machine": info["machine"], "budget_seconds": budget,
@@ -963,6 +1039,19 @@ def bar_differences(rows: Sequence[Dict]) -> List[Dict]:
                 d = difference(use["_mixtures"][n], best["_mixtures"][n])
                 if d is not None:
                     out.append({"a": use["name"], "b": best["name"], "metric": metric, **d})
+    peer = by.get("count_peer")
+    if use is not None and peer is not None:  # counting: USE-S's EDA count against the counter's
+        from espnet2_use.scoring.bootstrap import paired_difference
+
+        # USE-S's counting is seed 0's (its other seeds' decodings are not kept for counting)
+        mine = {u: float(int(rec["est_count"]) == int(rec["num_src"]))
+                for u, rec in (use.get("_count_records") or {}).items()}
+        common = sorted(set(mine) & set(peer["_counts"]))
+        if common:
+            d = paired_difference(np.array([[mine[u] for u in common]]),
+                                  np.array([[peer["_counts"][u] for u in common]]))
+            out.append({"a": use["name"], "b": peer["name"], "metric": "count_acc", **d,
+                        "mixtures": len(common), "seeds": [1, 1]})
     example, beam = by.get("use_s_example"), by.get("td_speakerbeam")
     if example is not None and beam is not None:
         d = difference(example["_targets"], beam["_targets"])
@@ -1035,7 +1124,8 @@ def render(result: Dict) -> str:
              "with surplus: the share of test mixtures that got one; FUSS: mean over the "
              "pairs both active. A fixed-count peer trains one model per count, each for the whole "
              "budget (train s: the longer of them). Counting accuracy over the `test_ss` utterances (per true count in "
-             "brackets); TSE: SNRi and SI-SNRi on `test_tse` with all cues (USE) or the audio "
+             "brackets); the count peer (a dedicated sound counter, the bar of USE's counting) counts and "
+             "separates nothing; TSE: SNRi and SI-SNRi on `test_tse` with all cues (USE) or the audio "
              "example (USE-S's example row, TD-SpeakerBeam; SNRi depends on the output's scale, which USE "
              "takes from the separated source the target most resembles and a model trained on SI-SNR "
              "leaves free). "
@@ -1193,6 +1283,16 @@ def get_parser() -> argparse.ArgumentParser:
             p.add_argument("--count_key", default="num_spk", help="separator_conf key of the count")
         p.add_argument("--train_args", nargs=argparse.REMAINDER, default=[])
 
+    p = sub.add_parser("count-peer", help="train a dedicated sound counter, count the test set, score it")
+    p.add_argument("--config", type=Path, required=True, help="e.g. conf/compare/count_peer.yaml")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--budget", type=float, required=True, help="training seconds (the budget B)")
+    p.add_argument("--train_dir", type=Path, required=True, help="its references are mixed anew")
+    p.add_argument("--valid_dir", type=Path, required=True, help="counted after training (logged)")
+    p.add_argument("--test_dir", type=Path, required=True)
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="config overrides (YAML values; model_conf.KEY=VALUE for the network)")
+
     p = sub.add_parser("best-peer", help="the best peer of a kind (seed 0)")
     p.add_argument("--compare_dir", type=Path, required=True)
     p.add_argument("--kind", choices=["fixed", "unknown"], required=True)
@@ -1224,7 +1324,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 COMMANDS = {"use": cmd_use, "peer-ss": cmd_peer_ss, "peer-unknown": cmd_peer_unknown,
-            "peer-tse": cmd_peer_tse, "best-peer": cmd_best_peer, "sweep": cmd_sweep,
+            "peer-tse": cmd_peer_tse, "count-peer": cmd_count_peer, "best-peer": cmd_best_peer,
+            "sweep": cmd_sweep,
             "tuned-config": cmd_tuned_config,
             "mixture": cmd_mixture, "rtf": cmd_rtf, "table": cmd_table}
 

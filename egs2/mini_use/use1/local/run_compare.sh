@@ -19,6 +19,9 @@
 #               mixtures for B with silent references (FUSS's thresholded SNR loss), counting
 #               by output energy (threshold chosen on valid): the peer the paper beats
 #   TSE peer    ESPnet's td_speakerbeam (tse task, audio-example cue), budget B
+#   count peer  a log-mel CNN sound counter (espnet2_use/counting, conf/compare/count_peer.yaml)
+#               trained for B on mixtures made afresh at every step from the training
+#               references; counting accuracy on test_ss beside USE's (issue 24's bar)
 #   references  the mixture itself (floor) and the oracle ideal ratio mask (ceiling)
 # then the inference real-time factor (one thread) and the tables.
 #
@@ -47,7 +50,7 @@ stage2_config=conf/train_stage2.yaml
 use_b1=conf/tuning/train_use_b_stage1.yaml
 use_b2=conf/tuning/train_use_b_stage2.yaml
 tse_combinations="label text video label+text label+video text+video label+text+video"
-peer_args_tcn=() peer_args_dprnn=() peer_args_tfgridnetv2=() peer_args_tse=()
+peer_args_tcn=() peer_args_dprnn=() peer_args_tfgridnetv2=() peer_args_tse=() count_peer_args=()
 rtf_utts=30
 budget_cap=""   # a cap on the budget (seconds; tiny runs only)
 if "${tiny}"; then
@@ -61,6 +64,7 @@ if "${tiny}"; then
     peer_args_dprnn=(--encoder_conf channel=16 --decoder_conf channel=16 --separator_conf layer=1 --separator_conf unit=8)
     peer_args_tfgridnetv2=(--separator_conf n_layers=1 --separator_conf lstm_hidden_units=8 --separator_conf emb_dim=8 --separator_conf attn_approx_qk_dim=16)
     peer_args_tse=(--encoder_conf channel=16 --decoder_conf channel=16 --extractor_conf layer=2 --extractor_conf stack=1 --extractor_conf bottleneck_dim=16 --extractor_conf hidden_dim=16 --extractor_conf skip_dim=16 --extractor_conf i_adapt_layer=1 --extractor_conf adapt_enroll_dim=16)
+    count_peer_args=(model_conf.n_mels=16 "model_conf.channels=[4, 8]" batch_size=4 log_every=1 save_every_s=1)
     rtf_utts=2
     budget_cap=4    # seconds: the tiny run checks the pipeline, not the models
     seeds=2
@@ -73,7 +77,7 @@ recipe2=exp/${stage2_tag}
 dump=dump/raw
 compare=(${python} local/compare.py)
 start=${SECONDS}
-steps="recipe sweep use_s_tuned use_s_stage1 use_s_align0 use_s_example use_b tcn dprnn tfgridnetv2 tcn_unknown dprnn_unknown td_speakerbeam seeds curves references rtf table"
+steps="recipe sweep use_s_tuned use_s_stage1 use_s_align0 use_s_example use_b tcn dprnn tfgridnetv2 tcn_unknown dprnn_unknown td_speakerbeam count_peer seeds curves references rtf table"
 step_no=0
 step() {  # step <name> <command...>: runs a step, logs progress and what is left
     local name=$1; shift
@@ -235,6 +239,10 @@ step dprnn_unknown unknown_peer dprnn num_spk "${compare_dir}/dprnn_unknown" "${
 step td_speakerbeam "${compare[@]}" peer-tse --config "$(tuned conf/compare/td_speakerbeam.yaml td_speakerbeam)" \
     --out "${compare_dir}/td_speakerbeam" --budget "${budget}" --train_dir "${dump}/train" \
     --valid_dir "${dump}/valid" --test_dir "${dump}/test_tse" --train_args "${peer_args_tse[@]}"
+# The count peer: a dedicated counter with the whole budget B (issue 24's bar for counting).
+step count_peer "${compare[@]}" count-peer --config conf/compare/count_peer.yaml \
+    --out "${compare_dir}/count_peer" --budget "${budget}" --train_dir "${dump}/train" \
+    --valid_dir "${dump}/valid" --test_dir "${dump}/test_ss" --set "${count_peer_args[@]}"
 
 # More seeds (--seeds N): USE-S (both stages, the recipe's budgets) and the best peer of
 # each kind by seed 0 train again with seeds 1 .. N-1 (SS decodings only): the headlines
