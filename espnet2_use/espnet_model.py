@@ -31,7 +31,7 @@ from espnet2_use.separator.use_separator import USESeparator
 TSE_TARGETS = ("one", "all")
 STAT_KEYS = (
     "si_snr", "exist_bce", "count_acc", "tse_si_snr", "align_mse", "align_nce", "match_acc",
-    "tag_bce", "att_tag_ce",
+    "tag_bce", "att_tag_ce", "count_ce", "count_head_acc",
 )
 
 
@@ -98,6 +98,10 @@ class USEModel(USEInference, AbsESPnetModel):
             the same tag head names the class of the source PIT assigned to each
             attractor (cross-entropy), so attractors are class-discriminative from
             stage 1 on.
+        count_weight: weight of the count head's cross-entropy (EDA branch; only for an
+            attractor with a count head, ``attractor: tda`` with ``count_head: true``).
+            Its accuracy is logged as ``count_head_acc`` beside the threshold's
+            ``count_acc``.
         si_snr_clamp_db: clamp of the SI-SNR terms (None: none).
         normalize_variance: divide the mixture (and references) by its std first,
             and scale estimates back at inference.
@@ -125,6 +129,7 @@ class USEModel(USEInference, AbsESPnetModel):
         align_conf: Optional[Dict] = None,
         tag_weight: float = 0.0,
         attractor_tag_weight: float = 0.0,
+        count_weight: float = 1.0,
         si_snr_clamp_db: Optional[float] = None,
         normalize_variance: bool = True,
         branch_seed: int = 0,
@@ -158,6 +163,7 @@ class USEModel(USEInference, AbsESPnetModel):
         self.align = AttractorCueAlignment(**(align_conf or {}))
         self.tag_weight = tag_weight
         self.attractor_tag_weight = attractor_tag_weight
+        self.count_weight = count_weight
         self.tag_head = None
         if tags:
             num_tags = len(cue_network.encoders["label"].labels)
@@ -187,7 +193,9 @@ class USEModel(USEInference, AbsESPnetModel):
         speech_mix, lengths, refs, counts = self.prepare_batch(speech_mix, speech_mix_lengths, kwargs)
         feats, flens, trunk = self.forward_encoder(speech_mix, lengths)
         branches = self.draw_branches()
-        cues, cue_valid, branches = self.forward_batch_cues(trunk, kwargs, counts, refs.size(1), branches)
+        cues, cue_valid, cue_frames, branches = self.forward_batch_cues(
+            trunk, kwargs, lengths, counts, refs.size(1), branches
+        )
         classes = None
         if self.tag_head is not None or cues is not None:
             classes = source_classes(kwargs, counts, refs.size(1), self.cue_network)
@@ -201,7 +209,7 @@ class USEModel(USEInference, AbsESPnetModel):
             if branch == "ss":
                 loss, s = self.forward_ss_branch(feats, trunk, lengths, refs, counts, cues, cue_valid, classes)
             else:
-                loss, s = self.forward_tse_branch(feats, trunk, lengths, refs, cues, cue_valid)
+                loss, s = self.forward_tse_branch(feats, trunk, lengths, refs, cues, cue_valid, cue_frames)
             total = total + loss
             stats.update({k: v for k, v in s.items() if not torch.isnan(v)})
         stats["loss"] = total.detach()
@@ -229,20 +237,22 @@ class USEModel(USEInference, AbsESPnetModel):
         self,
         trunk: BackboneOutput,
         batch: Batch,
+        lengths: torch.Tensor,
         counts: torch.Tensor,
         K: int,
         branches: List[str],
-    ) -> Tuple[Optional[torch.Tensor], Optional[torch.Tensor], List[str]]:
-        """Cue vectors [B, K, D] and validity [B, K] of the counted sources with cues,
-        when a branch needs them (None otherwise); the branches, with the cue branch
-        dropped when no source has a cue."""
+    ) -> Tuple[Optional[torch.Tensor], Optional[torch.Tensor], Optional[torch.Tensor], List[str]]:
+        """Cue vectors [B, K, D], validity [B, K] and frame conditions [B, K, L, D] (None
+        without time-aligned cues) of the counted sources with cues, when a branch needs
+        them (None otherwise); the branches, with the cue branch dropped when no source
+        has a cue."""
         if self.cue_network is None or ("tse" not in branches and self.align_weight <= 0):
-            return None, None, branches
-        cues, cue_valid = self.forward_cues(trunk, batch, K)
+            return None, None, None, branches
+        cues, cue_valid, frames = self.forward_cues(trunk, batch, K, lengths)
         cue_valid = cue_valid & (torch.arange(K, device=counts.device)[None, :] < counts[:, None])
         if not bool(cue_valid.any()):
-            return None, None, ["ss"]
-        return cues, cue_valid, branches
+            return None, None, None, ["ss"]
+        return cues, cue_valid, frames, branches
 
     def forward_ss_branch(
         self,
@@ -259,9 +269,14 @@ class USEModel(USEInference, AbsESPnetModel):
         attractors, logits, _, masked, index = self.forward_separate(feats, trunk, counts, refs.size(1) + 1)
         est = self.forward_decoder(masked, lengths[index], refs.size(2))
         est = scatter(est, counts, refs.shape)  # [B, K, T]
-        return self.forward_loss_ss(
+        loss, stats = self.forward_loss_ss(
             refs, counts, est, logits, attractors, cues=cues, cue_valid=cue_valid, classes=classes,
         )
+        if self.separator.has_count_head:
+            count_loss, count_stats = self.forward_loss_count(trunk, counts)
+            loss = loss + count_loss
+            stats.update({k: v for k, v in count_stats.items() if not torch.isnan(v)})
+        return loss, stats
 
     def forward_tse_branch(
         self,
@@ -271,17 +286,21 @@ class USEModel(USEInference, AbsESPnetModel):
         refs: torch.Tensor,
         cues: torch.Tensor,
         cue_valid: torch.Tensor,
+        cue_frames: Optional[torch.Tensor] = None,
     ) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
         """Cue branch: extract the picked targets, then ``forward_loss_tse``."""
         rows, targets = pick_targets(cue_valid, self.training, self.tse_targets == "all")
-        masked = self._extract_alone(feats, trunk, cues[rows, targets], rows)
+        frames = None if cue_frames is None else cue_frames[rows, targets]
+        masked = self._extract_alone(feats, trunk, cues[rows, targets], rows, frames)
         tse_est = self.forward_decoder(masked, lengths[rows], refs.size(2))
         return self.forward_loss_tse(tse_est, refs[rows, targets])
 
     def _extract_alone(
-        self, feats: torch.Tensor, trunk: BackboneOutput, cues: torch.Tensor, rows: torch.Tensor
+        self, feats: torch.Tensor, trunk: BackboneOutput, cues: torch.Tensor, rows: torch.Tensor,
+        frames: Optional[torch.Tensor] = None,
     ) -> torch.Tensor:
-        """``forward_extract`` for cue vectors [M, D] whose batch rows [M] may repeat.
+        """``forward_extract`` for cue vectors [M, D] (frame conditions [M, L, D]) whose
+        batch rows [M] may repeat.
 
         The mask head's inter-source path joins the queries of one row; cues of one
         mixture must not see each other (at inference each is extracted alone), so
@@ -296,7 +315,9 @@ class USEModel(USEInference, AbsESPnetModel):
         for r in range(int(rank.max()) + 1):
             sel = (rank == r).nonzero().flatten()
             picked.append(sel)
-            parts.append(self.forward_extract(feats, trunk, cues[sel], rows[sel]))
+            parts.append(self.forward_extract(
+                feats, trunk, cues[sel], rows[sel], None if frames is None else frames[sel]
+            ))
         return torch.cat(parts)[torch.argsort(torch.cat(picked))]
 
     def _draw_branch(self) -> str:
@@ -323,6 +344,25 @@ class USEModel(USEInference, AbsESPnetModel):
         estimated = self.separator.count(logits, self.max_num_src, self.min_num_src)
         stats["count_acc"] = (estimated == counts).float().mean()
         return self.exist_weight * exist, stats
+
+    def forward_loss_count(
+        self, trunk: BackboneOutput, counts: torch.Tensor
+    ) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
+        """``count_weight`` * cross-entropy of the count head, and its accuracy."""
+        stats = self._stats(trunk.emb)
+        count_logits = self.separator.count_logits(trunk)  # [B, C]
+        if int(counts.max()) >= count_logits.size(1):
+            raise ValueError(
+                f"a batch holds {int(counts.max())} sources but the count head classifies "
+                f"0 .. {count_logits.size(1) - 1}: raise separator_conf.attractor_conf.num_queries"
+            )
+        ce = torch.nn.functional.cross_entropy(count_logits, counts)
+        stats["count_ce"] = ce.detach()
+        estimated = self.separator.attractor.count_from_head(
+            count_logits.detach(), self.max_num_src, self.min_num_src
+        )
+        stats["count_head_acc"] = (estimated == counts).float().mean()
+        return self.count_weight * ce, stats
 
     def forward_loss_ss(
         self,

@@ -13,6 +13,7 @@ import yaml
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never the hub: every model is local
 
 from espnet2_use.bin import use_extract_cues, use_train_spm  # noqa: E402
+from espnet2_use.data.layout import RAW_CUES  # noqa: E402
 from espnet2_use.cue import (  # noqa: E402
     HFTextCueEncoder,
     LabelCueEncoder,
@@ -157,16 +158,17 @@ def _check_tokens(encoder, arrays, pad_value=0):
 
 # ---------------------------------------------------------------- registry
 def test_registry_and_build_errors(tmp_path):
-    assert set(cue_encoder_choices) == {"hf", "spm", "embedding", "timm", "audio"}
+    assert set(cue_encoder_choices) == {"hf", "spm", "embedding", "timm", "audio", "span"}
     for kind, cls in cue_encoder_choices.items():
-        assert cls.modality in ("text", "label", "video", "example")
+        # every encoder's modality has its rows in the layout table
+        assert cls.modality in RAW_CUES, cls
     assert cue_encoder_choices["hf"].cached and cue_encoder_choices["timm"].cached
     assert not cue_encoder_choices["spm"].cached
     assert not cue_encoder_choices["embedding"].cached
     assert not cue_encoder_choices["audio"].cached
     enc = build_cue_encoder("embedding", 8, {"label_list": ["dog", "cat"]})
     assert isinstance(enc, LabelCueEncoder) and enc.output_dim == 8
-    choices = "audio, embedding, hf, spm, timm"
+    choices = "audio, embedding, hf, span, spm, timm"
     with pytest.raises(ValueError, match=f"unknown cue encoder type 'clip'.*{choices}"):
         build_cue_encoder("clip", 8, {})
     with pytest.raises(TypeError, match="'embedding'.*label_lst"):

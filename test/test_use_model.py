@@ -163,9 +163,9 @@ def test_the_cue_branch_extracts_every_source_with_a_cue_each_alone(backbone):
     calls = []
     extract = model.forward_extract
 
-    def spy(feats, trunk, cues, index):
+    def spy(feats, trunk, cues, index, frames=None):
         calls.append(index.clone())
-        return extract(feats, trunk, cues, index)
+        return extract(feats, trunk, cues, index, frames)
 
     model.forward_extract = spy
     model.train()

@@ -12,7 +12,9 @@ egs2/TEMPLATE/use1/README.md ("Decoding output"):
 Cue inputs are read from the data directory: labels (``label_spk{k}``) and spm
 captions (``text_spk{k}``) through the model's own encoders, cached features of
 frozen encoders (``text_emb_spk{k}.scp``, ``video_emb_spk{k}.scp``) with kaldiio,
-audio examples from ``enroll_spk{k}.scp``.
+audio examples from ``enroll_spk{k}.scp``. A derived cue (the span, ``span_spk{k}``)
+without its file is read off the reference ``spk{k}.scp`` (without jitter: the span
+a user would point at).
 
 Example:
     python -m espnet2_use.bin.use_inference --exp_dir exp/use_stage2 \\
@@ -34,6 +36,7 @@ from espnet2_use.data.layout import REFERENCE, cue_file
 from espnet2_use.model.inference import EXTRACT_LEVELS
 from espnet2_use.inference import USE, prepare_audio
 from espnet2_use.scoring.plot import plot_decoding_dir
+from espnet2_use.utils.audio import read_audio
 from espnet2_use.utils.fileio import atomic_write_text, atomic_write_wav
 
 
@@ -57,27 +60,42 @@ class CueReader:
         self.net = use.model.cue_network
         self.use = use
         self.files: Dict[Tuple[str, int], Dict[str, str]] = {}
-        self.cached: Dict[Tuple[str, int], Dict[str, str]] = {}
+        self.derived: Dict[Tuple[str, int], Dict[str, str]] = {}  # (modality, k) -> references
         if self.net is None:
             return
         for modality in self.net.modalities:
             for k in range(1, max_num_src + 1):
                 cached = self.net.encoders[modality].cached
-                path = data_dir / cue_file(modality, cached).file_name(k)
+                row = cue_file(modality, cached)
+                path = data_dir / row.file_name(k)
+                ref = data_dir / REFERENCE.file_name(k)
                 if path.is_file():
                     self.files[(modality, k)] = read_kaldi_text(path)
+                elif row.derived and ref.is_file():
+                    self.derived[(modality, k)] = read_kaldi_text(ref)
 
     def modalities_present(self) -> List[str]:
-        return sorted({m for m, _ in self.files})
+        return sorted({m for m, _ in self.files} | {m for m, _ in self.derived})
 
     def read(self, utt: str, k: int, modalities: Sequence[str]) -> Dict[str, np.ndarray]:
         """modality -> model input (absent cues are left out)."""
         out = {}
         for modality in modalities:
+            encoder = self.net.encoders[modality]
+            if (modality, k) in self.derived:
+                ref = self.derived[(modality, k)].get(utt, "")
+                if not ref:
+                    continue
+                wav, fs = read_audio(ref)
+                if wav.shape[0] == 0:  # an absent source's silence entry
+                    continue
+                x = encoder.derive(prepare_audio(wav, fs, self.use.fs, name=ref), jitter=False)
+                if x.shape[0]:
+                    out[modality] = x
+                continue
             value = self.files.get((modality, k), {}).get(utt, "")
             if not value:
                 continue
-            encoder = self.net.encoders[modality]
             x = kaldiio.load_mat(value) if encoder.cached else encoder.extract(value)
             if x.shape[0]:  # an absent source's cue (an empty value, the silence entry)
                 out[modality] = x
@@ -212,7 +230,7 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data_dir", required=True, type=Path)
     parser.add_argument("--output_dir", required=True, type=Path)
     parser.add_argument("--tasks", nargs="+", required=True,
-                        help="ss, ss_oracle, tse:<cue>[+<cue>...] (cues: text label video example)")
+                        help="ss, ss_oracle, tse:<cue>[+<cue>...] (cues: text label video example span)")
     parser.add_argument("--key_file", default=None, help="decode only these utterances (one id per line)")
     parser.add_argument("--tse_level", default="separation", choices=EXTRACT_LEVELS,
                         help="how an extracted target's level is set: from the separated source "

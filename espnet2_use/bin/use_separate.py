@@ -4,8 +4,11 @@ Inputs: audio files, folders (searched recursively for --ext), or Kaldi ``wav.sc
 lists, all separated with one loading of the model. Per input, the outputs go to
 ``<outdir>/<name>/`` (``-o``): one wav per separated source, named by its index and
 the label the model gives it (``1_siren.wav``; ``2_unknown.wav`` when no label scores
---name-threshold), or ``target.wav`` for extraction, and ``manifest.json`` with
-the count, names, scores, existence probabilities and output paths; ``--plot`` adds
+--name-threshold), or for extraction ``target.wav`` (the described sound) and
+``residual.wav`` (the input less the target, at the input's level: everything but the
+described sound), and ``manifest.json`` with the count, names, scores, existence
+probabilities and output paths (``output``: the main output, the target, or with
+``--remove`` the residual); ``--plot`` adds
 ``spectrogram.png``. An extracted target takes the level of the separated source it
 most resembles (``--level mixture``: of the projection of the mixture onto it, without
 the separation). Files are written whole (temporary name, then rename). An input
@@ -15,6 +18,8 @@ Examples:
     use-separate --model exp/use/use_model.zip mixture.wav -o out
     use-separate --model use_model.zip recordings/ --num-sources 2 --plot
     use-separate --model use_model.zip street.wav --text "a dog barking" --label dog
+    use-separate --model use_model.zip podcast.wav --remove "a dog barking"
+    use-separate --model use_model.zip street.wav --label dog --span 1.2-2.0
 """
 import argparse
 import gc
@@ -30,6 +35,9 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 # valid. Timed by tools/bench_startup.py.
 
 DEFAULT_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".m4a")
+# Cue flags written out here; every other raw cue row of the layout table gets a flag of
+# its modality's name (--span), its value written as in a data file.
+NAMED_CUES = ("text", "label", "image", "video", "example")
 
 
 def iter_inputs(inputs: Sequence[str], extensions: Sequence[str]) -> Iterator[Tuple[str, str]]:
@@ -63,9 +71,10 @@ def check_writable(outdir: Path) -> None:
 
 
 def write_outputs(
-    out_dir: Path, source: str, result, plot: bool, mixture_path: str
+    out_dir: Path, source: str, result, plot: bool, mixture_path: str, remove: bool = False
 ) -> Dict:
-    """Audio files, optional spectrogram and the manifest of one input."""
+    """Audio files, optional spectrogram and the manifest of one input (``remove``: the
+    residual of an extraction is the main output)."""
     from espnet2_use.inference import SeparationResult
     from espnet2_use.utils.fileio import atomic_write_json, atomic_write_wav
 
@@ -88,11 +97,16 @@ def write_outputs(
         estimates = [result.sources[k] for k in range(result.count)]
         titles = ["mixture"] + [f"{e['index']}: {e['name']}" for e in entries]
     else:
-        path = out_dir / "target.wav"
-        atomic_write_wav(path, result.target, result.fs)
-        manifest.update(mode="extract", target=str(path))
-        estimates = [result.target]
-        titles = ["mixture", "target"]
+        paths = {"target": out_dir / "target.wav", "residual": out_dir / "residual.wav"}
+        atomic_write_wav(paths["target"], result.target, result.fs)
+        atomic_write_wav(paths["residual"], result.residual, result.fs)
+        main = "residual" if remove else "target"
+        manifest.update(
+            mode="remove" if remove else "extract", output=str(paths[main]), output_is=main,
+            target=str(paths["target"]), residual=str(paths["residual"]),
+        )
+        estimates = [result.target, result.residual]
+        titles = ["mixture", "target", "residual"]
     if plot:
         from espnet2_use.inference import prepare_audio
         from espnet2_use.scoring.plot import plot_spectrograms
@@ -121,6 +135,17 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--image", help="extract: picture of the wanted sound's source")
     parser.add_argument("--video", help="extract: video clip of the wanted sound's source")
     parser.add_argument("--example", help="extract: audio example of the wanted sound")
+    from espnet2_use.data.layout import RAW_CUES  # the table alone: nothing heavy
+
+    for modality, row in RAW_CUES.items():
+        if modality not in NAMED_CUES:
+            parser.add_argument(f"--{modality}", help=f"extract: the {modality} cue, written as in a data "
+                                f"dir's {row.file_name('k')}" + (f" ({row.value})" if row.value else ""))
+    parser.add_argument("--remove", nargs="?", const=True, default=None, metavar="CAPTION",
+                        help="remove the described sound: the residual (the input less the "
+                        "target) is the main output. With a value, that value is the text cue "
+                        "(--remove \"a dog barking\"); bare, with other cue flags "
+                        "(--remove --label dog)")
     # USEModel's EXTRACT_LEVELS, spelled out: parsing imports nothing of the model.
     parser.add_argument("--level", choices=("separation", "mixture"), default=None,
                         help="extract: the target's level from the separated source it most "
@@ -143,8 +168,18 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = get_parser().parse_args(argv)
     if args.num_sources is not None and args.num_sources < 1:
         raise SystemExit("use-separate: --num-sources must be >= 1")
-    cues = {k: getattr(args, k) for k in ("text", "label", "image", "video", "example")}
+    from espnet2_use.data.layout import RAW_CUES
+
+    cues = {k: getattr(args, k) for k in NAMED_CUES + tuple(m for m in RAW_CUES if m not in NAMED_CUES)}
+    remove = args.remove is not None
+    if isinstance(args.remove, str):
+        if args.text is not None:
+            raise SystemExit("use-separate: --remove CAPTION is the text cue; give it or --text, not both")
+        cues["text"] = args.remove
     extracting = any(v is not None for v in cues.values())
+    if remove and not extracting:
+        raise SystemExit("use-separate: --remove needs a cue: --remove \"a caption\" or a cue flag "
+                         "(--label, --text, --image, --video, --example, --span)")
     if extracting and args.num_sources is not None:
         raise SystemExit("use-separate: --num-sources applies to separation, not extraction")
     if not extracting and args.level is not None:
@@ -179,7 +214,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             else:
                 result = use.separate(path, num_sources=args.num_sources,
                                       chunk_seconds=args.chunk_seconds)
-            write_outputs(args.outdir / name, path, result, args.plot, path)
+            write_outputs(args.outdir / name, path, result, args.plot, path, remove=remove)
         except (OSError, ValueError, RuntimeError) as e:
             failed.append((path, str(e)))
             tqdm.write(f"use-separate: {path}: failed: {e}", file=sys.stderr)

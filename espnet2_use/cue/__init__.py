@@ -1,4 +1,4 @@
-"""Cue encoders (text, label, video, audio example) of USE and their registry."""
+"""Cue encoders (text, label, video, audio example, time span) of USE and their registry."""
 import inspect
 from typing import Dict, Optional, Type
 
@@ -6,6 +6,7 @@ from espnet2_use.cue.abs_cue_encoder import AbsCueEncoder
 from espnet2_use.cue.audio_example_cue_encoder import AudioExampleCueEncoder
 from espnet2_use.cue.hf_text_cue_encoder import HFTextCueEncoder
 from espnet2_use.cue.label_cue_encoder import LabelCueEncoder
+from espnet2_use.cue.span_cue_encoder import SpanCueEncoder
 from espnet2_use.cue.spm_text_cue_encoder import SPMTextCueEncoder
 from espnet2_use.cue.timm_video_cue_encoder import TimmVideoCueEncoder
 
@@ -15,6 +16,7 @@ cue_encoder_choices: Dict[str, Type[AbsCueEncoder]] = {
     "embedding": LabelCueEncoder,
     "timm": TimmVideoCueEncoder,
     "audio": AudioExampleCueEncoder,
+    "span": SpanCueEncoder,
 }
 
 EXAMPLE_SPEC = {"type": "audio", "conf": {}}
@@ -39,7 +41,7 @@ def build_cue_encoder(
 
     Args:
         kind: key of :data:`cue_encoder_choices` ("hf", "spm", "embedding", "timm",
-            "audio").
+            "audio", "span").
         output_dim: D, the shared cue space.
         conf: the encoder's keyword arguments (the config's ``conf:`` mapping).
         sample_rate: the task's sampling rate, handed to an encoder that takes one
@@ -70,6 +72,7 @@ __all__ = [
     "HFTextCueEncoder",
     "LabelCueEncoder",
     "SPMTextCueEncoder",
+    "SpanCueEncoder",
     "TimmVideoCueEncoder",
     "build_cue_encoder",
     "cue_encoder_choices",

@@ -16,10 +16,32 @@ inference call the same ``extract``/``extract_batch``, so a cached cue and a
 cue given at inference go through one code path.
 """
 from abc import ABC, abstractmethod
-from typing import Dict, List, Mapping, Tuple
+from dataclasses import dataclass
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
 import torch
+
+
+@dataclass
+class FrameGrid:
+    """The mixture's frame embeddings on the time axis, for ``aligned`` cue encoders.
+
+    Frame ``j`` of row ``b`` covers samples ``[j, j + 1) * num_samples[b] / frames[b]``.
+
+    Attributes:
+        num_samples: valid samples of each mixture ``[B]``.
+        frames: valid frame embeddings of each mixture ``[B]``.
+        num_frames: L, the padded frame count (the track's length).
+    """
+
+    num_samples: torch.Tensor
+    frames: torch.Tensor
+    num_frames: int
+
+    def select(self, rows: torch.Tensor) -> "FrameGrid":
+        return FrameGrid(self.num_samples.index_select(0, rows), self.frames.index_select(0, rows),
+                         self.num_frames)
 
 
 class AbsCueEncoder(torch.nn.Module, ABC):
@@ -34,6 +56,11 @@ class AbsCueEncoder(torch.nn.Module, ABC):
     # True: extract() runs a frozen network and its output is cached in dump/.
     # False: extract() is cheap and runs in the data loader's preprocessor.
     cached: bool = False
+    # True: the cue is a time track of the mixture. forward() then takes a third
+    # argument, the mixture's FrameGrid, and returns one token per mixture frame
+    # [B, L, D] (lengths: the valid frames, 0 for an absent cue); the fusion adds the
+    # track to the mixture's frames and hands it to the mask head (per-frame FiLM).
+    aligned: bool = False
 
     @property
     @abstractmethod
@@ -61,6 +88,23 @@ class AbsCueEncoder(torch.nn.Module, ABC):
             example); ``L == 0`` for an absent cue.
         """
         raise NotImplementedError
+
+    def to_raw(self, value: Any) -> str:
+        """A cue given in Python (API keyword) -> its raw text form (as in a data file)."""
+        return str(value)
+
+    def derive(self, ref: np.ndarray, jitter: bool) -> Optional[np.ndarray]:
+        """The cue read off the source's own reference ``[T]``, as ``extract`` returns it,
+        or None when this kind cannot be (the default). ``jitter``: perturb it at random
+        (training). Used for rows marked ``derived`` in the layout table."""
+        return None
+
+    def window(
+        self, x: torch.Tensor, x_lens: torch.Tensor, start: float, end: float
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """An aligned cue's inputs cut to the seconds ``[start, end)`` of the mixture,
+        on that window's clock (long recordings are processed in chunks)."""
+        raise NotImplementedError(f"{type(self).__name__} is aligned but cannot cut its cue to a window")
 
     def extract_batch(self, raws: List[str]) -> List[np.ndarray]:
         """Run :meth:`extract` over several cues (encoders override to batch).

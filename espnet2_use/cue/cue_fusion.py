@@ -1,5 +1,5 @@
 """Fusion of any subset of cue modalities into one cue vector in the shared space."""
-from typing import Dict, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 import torch
 
@@ -17,6 +17,11 @@ class CueFusion(torch.nn.Module):
     its output, pooled over the valid frames, together with the pooled cue tokens,
     gives the cue vector. A ``tanh`` keeps it in the range of the EDA's LSTM
     attractors, so the two share one space and drive the same mask head.
+
+    A time-aligned modality (the span: one token per mixture frame, a track) is
+    added to the mixture's frames, both to the query and as its own keys (the
+    mixture's frames marked by the track), so the attention reads what sounds where
+    the track says; the sum of the present tracks is returned too, for the mask head.
 
     In training, modality dropout removes each present modality with probability
     ``modality_dropout`` (never all of them), so every combination is learned.
@@ -70,7 +75,8 @@ class CueFusion(torch.nn.Module):
         query: torch.Tensor,
         query_lens: torch.Tensor,
         tokens: Dict[str, Tuple[torch.Tensor, torch.Tensor]],
-    ) -> torch.Tensor:
+        aligned: Sequence[str] = (),
+    ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
         """Fuse the cues.
 
         Args:
@@ -78,9 +84,12 @@ class CueFusion(torch.nn.Module):
             query_lens: valid frames [B].
             tokens: modality -> (tokens [B, L_m, D], token lengths [B]); a length of 0
                 marks the modality absent for that row.
+            aligned: the modalities whose tokens are tracks over the query's frames
+                (L_m = L).
 
         Returns:
-            cue vectors [B, D].
+            cue vectors [B, D], and the frame condition [B, L, D] (the sum of the present
+            tracks) or None when no aligned modality is given.
         """
         unknown = set(tokens) - set(self.modalities)
         if unknown:
@@ -103,8 +112,15 @@ class CueFusion(torch.nn.Module):
             lens = lens * self._drop_modalities(present)
 
         keys, pads = [], []
+        frames = None
         for m_idx, name in enumerate(names):
             tok = tokens[name][0]  # [B, L_m, D]
+            if name in aligned:
+                assert tok.shape == query.shape, (name, tok.shape, query.shape)
+                shown = (lens[:, m_idx] > 0).to(tok.dtype)[:, None, None]  # absent or dropped: 0
+                track = tok * shown  # [B, L, D]
+                frames = track if frames is None else frames + track
+                tok = query + track  # keys: the mixture's frames, marked by the track
             type_id = self.modalities.index(name)
             keys.append(tok + self.type_emb.weight[type_id])
             pos = torch.arange(tok.size(1), device=tok.device)[None, :]
@@ -115,7 +131,8 @@ class CueFusion(torch.nn.Module):
         # The padding as the additive mask MultiheadAttention would build from it
         # (padding_attn_mask: the same numbers, without importing sympy).
         mask = padding_attn_mask(pad, self.attn.num_heads, query.size(1), keys.dtype)  # [B*H, L, S]
-        attended, _ = self.attn(self.query_norm(query), keys, keys, attn_mask=mask)
+        marked = query if frames is None else query + frames  # [B, L, D]
+        attended, _ = self.attn(self.query_norm(marked), keys, keys, attn_mask=mask)
         frame_valid = (
             torch.arange(query.size(1), device=query.device)[None, :] < query_lens[:, None]
         ).unsqueeze(-1)  # [B, L, 1]
@@ -123,4 +140,5 @@ class CueFusion(torch.nn.Module):
         token_valid = (~pad).unsqueeze(-1)  # [B, sum L_m, 1]
         pooled_tokens = (keys * token_valid).sum(1) / token_valid.sum(1).clamp(min=1)
         assert pooled_attn.shape == (B, keys.size(-1)), pooled_attn.shape
-        return torch.tanh(self.out(torch.cat([pooled_attn, pooled_tokens], dim=-1)))  # [B, D]
+        vector = torch.tanh(self.out(torch.cat([pooled_attn, pooled_tokens], dim=-1)))  # [B, D]
+        return vector, frames

@@ -4,7 +4,7 @@ from typing import Dict, Optional, Tuple
 import torch
 
 from espnet2_use.cue import build_cue_encoder
-from espnet2_use.cue.abs_cue_encoder import AbsCueEncoder
+from espnet2_use.cue.abs_cue_encoder import AbsCueEncoder, FrameGrid
 from espnet2_use.cue.audio_example_cue_encoder import AudioEmbedder
 from espnet2_use.cue.cue_fusion import CueFusion
 from espnet2_use.data.layout import cue_file
@@ -21,7 +21,10 @@ class USECueNetwork(torch.nn.Module):
     Data names per source k (what the ``use`` task loads) are the layout table's
     (``espnet2_use.data.layout``): an encoder whose ``extract`` runs a frozen network
     reads its modality's cached row (``text_emb_spk1``, ``video_emb_spk1``); the others
-    read the raw row (``text_spk1`` for spm ids, ``label_spk1``, ``enroll_ref1``).
+    read the raw row (``text_spk1`` for spm ids, ``label_spk1``, ``enroll_ref1``,
+    ``span_spk1``). An ``aligned`` encoder (the span) is handed the mixture's frame grid
+    and returns a track over its frames; the network returns the tracks' sum beside the
+    cue vector, and the mask head conditions on both (``USESeparator.mask``).
 
     Args:
         dim: size D of the shared space (the separator's ``emb_dim``).
@@ -72,8 +75,13 @@ class USECueNetwork(torch.nn.Module):
         encoder: AbsCueEncoder = self.encoders[modality]
         return cue_file(modality, encoder.cached).name(k)
 
+    @property
+    def aligned(self):
+        """The modalities whose encoders return tracks over the mixture's frames."""
+        return [m for m, encoder in self.encoders.items() if encoder.aligned]
+
     def encode_tokens(
-        self, inputs: Dict[str, Tuple[torch.Tensor, torch.Tensor]]
+        self, inputs: Dict[str, Tuple[torch.Tensor, torch.Tensor]], grid: Optional[FrameGrid] = None
     ) -> Dict[str, Tuple[torch.Tensor, torch.Tensor]]:
         """modality -> (model inputs, lengths) -> modality -> (tokens [B, L, D], lengths)."""
         tokens = {}
@@ -83,8 +91,16 @@ class USECueNetwork(torch.nn.Module):
                     f"no encoder for cue modality '{modality}'; this model has "
                     f"{self.modalities}"
                 )
+            encoder = self.encoders[modality]
+            if encoder.aligned:
+                if grid is None:
+                    raise ValueError(
+                        f"the {modality} cue is a time track: the cue network needs the "
+                        "mixtures' lengths in samples (num_samples)"
+                    )
+                tokens[modality] = encoder(x, x_lens, grid)
             else:
-                tokens[modality] = self.encoders[modality](x, x_lens)
+                tokens[modality] = encoder(x, x_lens)
         return tokens
 
     def forward(
@@ -92,6 +108,12 @@ class USECueNetwork(torch.nn.Module):
         query: torch.Tensor,
         query_lens: torch.Tensor,
         inputs: Dict[str, Tuple[torch.Tensor, torch.Tensor]],
-    ) -> torch.Tensor:
-        """Cue vectors [B, D] from the mixture's frame embeddings and the cue inputs."""
-        return self.fusion(query, query_lens, self.encode_tokens(inputs))
+        num_samples: Optional[torch.Tensor] = None,
+    ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """Cue vectors [B, D] and the frame condition [B, L, D] (None without an aligned
+        cue) from the mixture's frame embeddings [B, L, D] and the cue inputs;
+        ``num_samples`` [B]: the mixtures' valid samples (needed by aligned cues)."""
+        grid = None
+        if num_samples is not None:
+            grid = FrameGrid(num_samples, query_lens, query.size(1))
+        return self.fusion(query, query_lens, self.encode_tokens(inputs, grid), self.aligned)

@@ -51,7 +51,8 @@ from espnet2_use.data.layout import RAW_CUES, REFERENCE
 from espnet2_use.utils.audio import load_mono
 
 # Cue kinds a corpus gives per source (the audio example is written by use_format_data).
-CUE_KINDS = tuple(kind for kind in RAW_CUES if kind != "example")
+# What a corpus describes per source; derived cues (the span) are read off the references.
+CUE_KINDS = tuple(kind for kind, row in RAW_CUES.items() if kind != "example" and not row.derived)
 
 
 class CorpusError(RuntimeError):

@@ -8,7 +8,9 @@ row, ``use_extract_cues``). Every consumer reads this table: the ``use`` task
 (its optional data names), ``use_data_args`` (the ``--*_data_path_and_name_and_type``
 arguments), the preprocessor (which batch entries belong to which source), the cue
 network (which entry feeds which encoder), the validator, scoring and corpus
-synthesis. Adding a cue kind is one row here plus its encoder (``cue/``).
+synthesis. Adding a cue kind is one row here plus its encoder (``cue/``): a cue that
+is a time track of the mixture (the span) is an ``aligned`` encoder, and one that can be
+read off the source's own reference is a ``derived`` row (see ``SourceFile``).
 
 Source ``k`` is 1-based; an absent source ``k > n`` has a 0-sample wav in
 ``spk{k}.scp`` and empty cue values.
@@ -35,7 +37,11 @@ class SourceFile:
         loader: ESPnet's loader type (``sound``, ``text``, ``kaldi_ark``).
         cached: a cached feature written by stage 2 (True) or raw data (False).
         modality: the cue modality it carries (``text``, ``label``, ``video``,
-            ``example``), None for the reference audio.
+            ``example``, ``span``), None for the reference audio.
+        derived: the cue can be read off the source's own reference (its encoder's
+            ``derive``): no corpus writes it; training derives it from every (cropped)
+            reference, decoding when the data directory has no such file.
+        value: what a value looks like, for help texts (the CLI's cue flags).
     """
 
     kind: str
@@ -44,6 +50,8 @@ class SourceFile:
     loader: str
     cached: bool
     modality: Optional[str]
+    derived: bool = False
+    value: str = ""
 
     def file_name(self, k: int) -> str:
         return self.file.format(k=k)
@@ -74,6 +82,8 @@ SOURCE_FILES: Tuple[SourceFile, ...] = (
     SourceFile("video", "video_spk{k}.scp", "video_spk{k}", "text", False, "video"),
     SourceFile("video_emb", "video_emb_spk{k}.scp", "video_emb_spk{k}", "kaldi_ark", True, "video"),
     SourceFile("example", "enroll_spk{k}.scp", "enroll_ref{k}", "sound", False, "example"),
+    SourceFile("span", "span_spk{k}", "span_spk{k}", "text", False, "span", derived=True,
+               value="when the sound is active, start-end in seconds: 1.2-2.0 3-3.5"),
 )
 BY_KIND: Dict[str, SourceFile] = {row.kind: row for row in SOURCE_FILES}
 REFERENCE = BY_KIND["ref"]

@@ -89,7 +89,7 @@ class USEExtractor(AbsExtractor):
                 "audio, not as embeddings (preprocessor_conf.load_spk_embedding)"
             )
         trunk = self.separator.encode(input, ilens)
-        cue = self.cue_network(trunk.emb, trunk.emb_lens, {"example": (input_aux, ilens_aux)})
+        cue, _ = self.cue_network(trunk.emb, trunk.emb_lens, {"example": (input_aux, ilens_aux)})
         index = torch.arange(input.size(0), device=input.device)
         masked = self.separator.mask(trunk, input, cue, index)
         return masked, ilens, OrderedDict({f"cue{suffix_tag}": cue.detach()})

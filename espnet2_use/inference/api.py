@@ -12,7 +12,7 @@ import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -80,10 +80,15 @@ class SeparationResult:
 
 @dataclass
 class ExtractionResult:
-    """The extracted target [T] at ``fs``."""
+    """The extracted target [T] and the residual [T] at ``fs``.
+
+    ``residual`` is the input less the target, at the input's level: the recording with
+    the described sound removed (``target + residual`` is the input).
+    """
 
     target: np.ndarray
     fs: int
+    residual: np.ndarray
 
 
 # -------------------------------------------------------------------------- the API
@@ -284,12 +289,18 @@ class USE:
         video: Optional[Union[str, os.PathLike]] = None,
         example: Optional[AudioLike] = None,
         example_fs: Optional[int] = None,
+        **cues: Any,
     ) -> Dict[str, Tuple[torch.Tensor, torch.Tensor]]:
-        """Raw cues -> the model's cue inputs (frozen encoders run here, on the fly)."""
+        """Raw cues -> the model's cue inputs (frozen encoders run here, on the fly).
+
+        ``cues``: any other cue modality of the model by name, in its encoder's Python
+        form (``span=[(1.2, 2.0)]``, or its data-file text ``span="1.2-2.0"``).
+        """
         net = self.model.cue_network
         if net is None:
             raise ValueError("this model has no cue network: it was trained for separation only")
         given = {"text": text, "label": label, "video": video if video is not None else image}
+        given.update({m: v for m, v in cues.items() if v is not None})
         if video is not None and image is not None:
             raise ValueError("give either image= or video=, not both: both are the video cue")
         inputs = {}
@@ -300,7 +311,8 @@ class USE:
                 raise ValueError(
                     f"this model has no {modality} cue encoder; its cues are {net.modalities}"
                 )
-            x = net.encoders[modality].extract(str(raw))
+            encoder = net.encoders[modality]
+            x = encoder.extract(encoder.to_raw(raw))
             if x.shape[0] == 0:
                 raise ValueError(f"the {modality} cue {raw!r} is empty")
             x = torch.from_numpy(x).to(self.device)[None]
@@ -328,8 +340,14 @@ class USE:
         chunk_seconds: Optional[float] = 10.0,
         overlap_seconds: Optional[float] = None,
         level: str = "separation",
+        **cues: Any,
     ) -> ExtractionResult:
-        """Extract the sound the given cues describe (any subset of them).
+        """Extract the sound the given cues describe (any subset of them), and remove it.
+
+        Returns the target and the residual (the input less the target, at the input's
+        level: everything but the described sound). ``cues``: other cue modalities of
+        the model by name, e.g. ``span=[(1.2, 2.0)]`` (seconds of the input when the
+        sound is active).
 
         ``level`` sets the target's level (``USEInference.extract``): ``separation`` takes
         it from the separated source the target most resembles, ``mixture`` projects
@@ -337,15 +355,25 @@ class USE:
         """
         if level not in EXTRACT_LEVELS:
             raise ValueError(f"level must be one of {EXTRACT_LEVELS}, got {level!r}")
-        inputs = self.cue_inputs(text, label, image, video, example, example_fs)
+        inputs = self.cue_inputs(text, label, image, video, example, example_fs, **cues)
         wav = prepare_audio(audio, fs, self.fs)
         out = np.zeros(len(wav), dtype=np.float32)
         chunk, overlap = self._chunking(len(wav), chunk_seconds, overlap_seconds)
         starts = chunk_starts(len(wav), chunk, overlap)
+        encoders = self.model.cue_network.encoders
         for start, window in zip(starts, chunk_windows(starts, chunk, len(wav))):
             piece = wav[start : start + chunk]
             if rms(piece) <= SILENCE_RMS:
                 continue
-            target = self.model.extract(self._tensor(piece), None, inputs, level=level)["target"][0].cpu().numpy()
+            here = dict(inputs)
+            for modality in inputs:
+                if encoders[modality].aligned:  # a time track: on this chunk's clock
+                    here[modality] = encoders[modality].window(
+                        *inputs[modality], start / self.fs, (start + len(piece)) / self.fs
+                    )
+            if all(int(lens[0]) == 0 for _, lens in here.values()):
+                continue  # the only cue is a span outside this chunk: nothing to extract here
+            target = self.model.extract(self._tensor(piece), None, here, level=level)["target"][0].cpu().numpy()
             out[start : start + len(piece)] += window * target
-        return ExtractionResult(out, self.fs)
+        # The residual of the whole, not of the chunks: target + residual is the input.
+        return ExtractionResult(out, self.fs, residual=wav - out)

@@ -47,6 +47,12 @@ class AbsUSEBackbone(torch.nn.Module, ABC):
         """Encoder features [B, T, N] (real or complex) -> trunk output."""
 
     @abstractmethod
+    def expand_frames(self, x: torch.Tensor, latent: torch.Tensor) -> torch.Tensor:
+        """Per-frame values ``[M, C, L]`` (one per frame embedding of ``encode``) laid
+        out to broadcast against the latent ``[M, C, ...]``: how the frame embeddings
+        map onto the latent's time axis (per-frame conditioning of the mask head)."""
+
+    @abstractmethod
     def decode(
         self, latent: torch.Tensor, feats: torch.Tensor, aux: Any, index: torch.Tensor
     ) -> torch.Tensor:

@@ -145,6 +145,12 @@ class USEBBackbone(AbsUSEBackbone):
         emb_lens = torch.div(flens + self.emb_stride - 1, self.emb_stride, rounding_mode="floor")
         return BackboneOutput(latent=latent, emb=emb, emb_lens=emb_lens.clamp(min=1, max=emb.size(1)))
 
+    def expand_frames(self, x: torch.Tensor, latent: torch.Tensor) -> torch.Tensor:
+        """[M, N, L] -> [M, N, T, 1]: a frame embedding pools ``emb_stride`` frames."""
+        T = latent.size(2)
+        assert x.size(-1) == -(-T // self.emb_stride), (x.shape, latent.shape)
+        return x.repeat_interleave(self.emb_stride, dim=2)[:, :, :T, None]
+
     def decode(
         self, latent: torch.Tensor, feats: torch.Tensor, aux: Any, index: torch.Tensor
     ) -> torch.Tensor:

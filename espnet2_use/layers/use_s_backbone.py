@@ -118,6 +118,11 @@ class USESBackbone(AbsUSEBackbone):
         emb_lens = emb_lens.clamp(min=1, max=emb.size(1))
         return BackboneOutput(latent=latent, emb=emb, emb_lens=emb_lens, aux=rest)
 
+    def expand_frames(self, x: torch.Tensor, latent: torch.Tensor) -> torch.Tensor:
+        """[M, C, S] -> [M, C, 1, S]: a frame embedding is one chunk."""
+        assert x.size(-1) == latent.size(-1), (x.shape, latent.shape)
+        return x.unsqueeze(2)
+
     def decode(
         self, latent: torch.Tensor, feats: torch.Tensor, aux: Any, index: torch.Tensor
     ) -> torch.Tensor:

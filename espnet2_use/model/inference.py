@@ -69,7 +69,7 @@ class USEInference(USENetwork):
         )
         unit_att = torch.nn.functional.normalize(attractors, dim=-1)  # [B, A, D]
         if cue_batch is not None and self.cue_network is not None:
-            cues, valid = self.forward_cues(trunk, cue_batch, self.max_num_src)
+            cues, valid, _ = self.forward_cues(trunk, cue_batch, self.max_num_src, lengths)
             unit_cue = torch.nn.functional.normalize(cues, dim=-1)  # [B, K, D]
             out["cue_similarity"] = unit_cue @ unit_att.transpose(1, 2)  # [B, K, A]
             out["cue_valid"] = valid
@@ -94,7 +94,7 @@ class USEInference(USENetwork):
         for b in range(trunk.emb.size(0)):
             n = int(trunk.emb_lens[b])
             query = trunk.emb[b : b + 1, :n].expand(V, n, -1)
-            vec = self.cue_network(query, torch.full_like(ones, n), {"label": (ids, ones)})
+            vec, _ = self.cue_network(query, torch.full_like(ones, n), {"label": (ids, ones)})
             rows.append(torch.nn.functional.normalize(vec, dim=-1))
         return torch.stack(rows)  # [B, V, D]
 
@@ -125,27 +125,33 @@ class USEInference(USENetwork):
             lengths: [B] (or None).
             cue_inputs: modality -> (model input, lengths), as
                 ``espnet2_use.model.batch.cue_inputs`` builds them (an ``example``
-                entry holds audio examples [B, T_e]).
+                entry holds audio examples [B, T_e], a ``span`` entry intervals [B, N, 2]
+                in seconds).
             level: ``separation`` or ``mixture``.
 
         Returns:
-            dict with ``target`` [B, T] and ``cue`` vectors [B, D].
+            dict with ``target`` [B, T], ``residual`` [B, T] (the mixture less the
+            target, at the mixture's scale: everything but the described sound; zeros
+            beyond each length) and ``cue`` vectors [B, D].
         """
         if self.cue_network is None:
             raise ValueError("this model has no cue network: it was trained for separation only")
         if level not in EXTRACT_LEVELS:
             raise ValueError(f"level must be one of {EXTRACT_LEVELS}, got {level!r}")
         lengths = full_lengths(speech, lengths)
+        mixture = speech
         speech, scale = self.normalize(speech, lengths)
         feats, flens, trunk = self.forward_encoder(speech, lengths)
-        cues = self.cue_network(trunk.emb, trunk.emb_lens, cue_inputs)  # [B, D]
+        cues, frames = self.cue_network(trunk.emb, trunk.emb_lens, cue_inputs, lengths)  # [B, D], [B, L, D]
         index = torch.arange(speech.size(0), device=speech.device)
-        masked = self.forward_extract(feats, trunk, cues, index)
+        masked = self.forward_extract(feats, trunk, cues, index, frames)
         target = self.forward_decoder(masked, lengths, speech.size(1))
         fitted = self.fit_to_mixture(target, index, speech, lengths)
         if level == "separation":
             fitted = self._level_from_separation(target, fitted, feats, trunk, speech, lengths)
-        return dict(target=fitted * scale[:, None], cue=cues)
+        target = fitted * scale[:, None]
+        valid = torch.arange(mixture.size(1), device=mixture.device)[None, :] < lengths[:, None]
+        return dict(target=target, residual=(mixture - target) * valid, cue=cues)
 
     def _separated(
         self,

@@ -101,7 +101,7 @@ class USENetwork(torch.nn.Module):
         """
         attractors, logits = self.separator.attractors(trunk, num_attractors)
         if counts is None:
-            counts = self.separator.count(logits, self.max_num_src, self.min_num_src)
+            counts = self.separator.estimate_count(trunk, logits, self.max_num_src, self.min_num_src)
         index, slot = pairs(counts)
         if index.numel() == 0:  # nothing counted (min_num_src 0)
             return attractors, logits, counts, feats.new_zeros(0, *feats.shape[1:]), index
@@ -114,9 +114,11 @@ class USENetwork(torch.nn.Module):
         trunk: BackboneOutput,
         cues: torch.Tensor,
         index: torch.Tensor,
+        frames: Optional[torch.Tensor] = None,
     ) -> torch.Tensor:
-        """Masked feature maps [M, T', N] for cue vectors [M, D] of batch rows ``index``."""
-        return self.separator.mask(trunk, feats, cues, index)
+        """Masked feature maps [M, T', N] for cue vectors [M, D] of batch rows ``index``
+        (and their frame conditions [M, L, D], from time-aligned cues)."""
+        return self.separator.mask(trunk, feats, cues, index, frames)
 
     def forward_decoder(self, masked: torch.Tensor, lengths: torch.Tensor, num_samples: int) -> torch.Tensor:
         """Masked features [M, T', N] -> waveforms [M, num_samples]."""
@@ -130,16 +132,23 @@ class USENetwork(torch.nn.Module):
         trunk: BackboneOutput,
         batch: Batch,
         num_sources: int,
-    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        lengths: Optional[torch.Tensor] = None,
+    ) -> Tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
         """Cue vectors of every source that has a cue.
 
+        Args:
+            lengths: the mixtures' valid samples [B] (time-aligned cues need them).
+
         Returns:
-            cue vectors [B, K, D] (zeros where absent) and validity [B, K] (bool).
+            cue vectors [B, K, D] (zeros where absent), validity [B, K] (bool), and the
+            frame conditions of time-aligned cues [B, K, L, D] (zeros where absent;
+            None when no source has one).
         """
         B = trunk.emb.size(0)
         D = self.separator.emb_dim
         cues = trunk.emb.new_zeros(B, num_sources, D)
         valid = torch.zeros(B, num_sources, dtype=torch.bool, device=trunk.emb.device)
+        frames = None
         for k in range(num_sources):
             inputs = cue_inputs(batch, k + 1, self.cue_network)
             if not inputs:
@@ -149,12 +158,17 @@ class USENetwork(torch.nn.Module):
                 continue
             rows = present.nonzero().flatten()
             sub = {m: (x.index_select(0, rows), lens.index_select(0, rows)) for m, (x, lens) in inputs.items()}
-            vec = self.cue_network(
-                trunk.emb.index_select(0, rows), trunk.emb_lens.index_select(0, rows), sub
-            )  # [R, D]
+            vec, track = self.cue_network(
+                trunk.emb.index_select(0, rows), trunk.emb_lens.index_select(0, rows), sub,
+                None if lengths is None else lengths.index_select(0, rows),
+            )  # [R, D], [R, L, D] or None
             cues = cues.index_put((rows, torch.full_like(rows, k)), vec)
+            if track is not None:
+                if frames is None:
+                    frames = trunk.emb.new_zeros(B, num_sources, *track.shape[1:])
+                frames = frames.index_put((rows, torch.full_like(rows, k)), track)
             valid[rows, k] = True
-        return cues, valid
+        return cues, valid, frames
 
     def embed_example(self, wav: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Audio examples [R, T] (none empty) -> their first attractor [R, D].

@@ -6,11 +6,15 @@ import torch
 
 from espnet2.enh.separator.abs_separator import AbsSeparator
 from espnet2_use.attractor.eda_attractor import EDAAttractor
+from espnet2_use.attractor.tda_attractor import TDAAttractor
 from espnet2_use.layers.abs_use_backbone import AbsUSEBackbone, BackboneOutput
 from espnet2_use.layers.use_b_backbone import USEBBackbone
 from espnet2_use.layers.use_s_backbone import USESBackbone
 
 backbone_choices = {"use_s": USESBackbone, "use_b": USEBBackbone}
+# The attractor type (separator_conf.attractor): the paper's LSTM EDA, or SepTDA's
+# transformer decoder whose learned queries read every frame (issue 24).
+attractor_choices = {"eda": EDAAttractor, "tda": TDAAttractor}
 
 
 def _check_sizes(conf: Dict, where: str) -> None:
@@ -39,8 +43,10 @@ class USESeparator(AbsSeparator):
         input_dim: encoder output size (channels for ``conv``, bins for ``stft``).
         backbone: ``use_s`` (time domain, SepFormer-like) or ``use_b`` (band-split).
         backbone_conf: keyword arguments of the backbone class.
-        attractor_conf: keyword arguments of ``EDAAttractor``.
+        attractor_conf: keyword arguments of the attractor class.
         num_spk: outputs of ``forward`` (fixed-count use in the ``enh`` task).
+        attractor: ``eda`` (``EDAAttractor``, the paper's) or ``tda``
+            (``TDAAttractor``: learned queries, optionally a count head).
 
     References:
         USE: "A Unified Model for Universal Sound Separation and Extraction",
@@ -54,6 +60,7 @@ class USESeparator(AbsSeparator):
         backbone_conf: Optional[Dict] = None,
         attractor_conf: Optional[Dict] = None,
         num_spk: int = 2,
+        attractor: str = "eda",
     ):
         super().__init__()
         if backbone not in backbone_choices:
@@ -68,7 +75,15 @@ class USESeparator(AbsSeparator):
         self.backbone: AbsUSEBackbone = backbone_choices[backbone](
             input_dim, **backbone_conf
         )
-        self.attractor = EDAAttractor(self.backbone.emb_dim, **(attractor_conf or {}))
+        if attractor not in attractor_choices:
+            raise ValueError(
+                f"separator_conf.attractor must be one of {sorted(attractor_choices)}, "
+                f"got {attractor!r}"
+            )
+        try:
+            self.attractor = attractor_choices[attractor](self.backbone.emb_dim, **(attractor_conf or {}))
+        except TypeError as e:  # an argument the attractor type does not take
+            raise ValueError(f"separator_conf.attractor_conf (attractor: {attractor}): {e}") from None
         # FiLM: each query scales and shifts the trunk latent's channels.
         self.film = torch.nn.Linear(self.backbone.emb_dim, 2 * self.backbone.latent_dim)
         self._num_spk = num_spk
@@ -97,12 +112,35 @@ class USESeparator(AbsSeparator):
         """Source counts [B] from existence logits [B, A] (the EDA's count rule)."""
         return self.attractor.count(logits, max_num_src=max_num_src, min_num_src=min_num_src)
 
+    @property
+    def has_count_head(self) -> bool:
+        """Whether the attractor also classifies the count (``tda`` with ``count_head``)."""
+        return bool(getattr(self.attractor, "has_count_head", False))
+
+    def count_logits(self, trunk: BackboneOutput) -> torch.Tensor:
+        """The count head's logits [B, C] of counts 0 .. C - 1."""
+        return self.attractor.count_logits(trunk.emb, trunk.emb_lens)
+
+    def estimate_count(
+        self,
+        trunk: BackboneOutput,
+        logits: torch.Tensor,
+        max_num_src: Optional[int] = None,
+        min_num_src: int = 0,
+    ) -> torch.Tensor:
+        """Source counts [B] by the attractor's ``count_rule``: the existence threshold
+        (``count``; every EDA) or the count head's most likely count."""
+        if getattr(self.attractor, "count_rule", "threshold") == "head":
+            return self.attractor.count_from_head(self.count_logits(trunk), max_num_src, min_num_src)
+        return self.count(logits, max_num_src=max_num_src, min_num_src=min_num_src)
+
     def mask(
         self,
         trunk: BackboneOutput,
         feats: torch.Tensor,
         queries: torch.Tensor,
         index: torch.Tensor,
+        frames: Optional[torch.Tensor] = None,
     ) -> torch.Tensor:
         """The shared mask head: one masked feature map per query.
 
@@ -111,15 +149,24 @@ class USESeparator(AbsSeparator):
             feats: encoder features of the batch [B, T, N].
             queries: query vectors [M, D] (attractors or cue vectors).
             index: batch row of each query [M].
+            frames: a frame condition per query [M, L, D] (a time-aligned cue's track,
+                L = trunk.emb.size(1)), added to the query frame by frame, so that the
+                FiLM varies over time; None: one FiLM for all frames.
 
         Returns:
             masked encoder features [M, T, N].
         """
         assert queries.dim() == 2 and queries.size(1) == self.emb_dim, queries.shape
         latent = trunk.latent.index_select(0, index)  # [M, C, ...]
-        gamma, beta = self.film(queries).chunk(2, dim=-1)  # [M, C] each
-        shape = gamma.shape + (1,) * (latent.dim() - 2)
-        latent = latent * (1.0 + gamma.view(shape)) + beta.view(shape)
+        if frames is None:
+            gamma, beta = self.film(queries).chunk(2, dim=-1)  # [M, C] each
+            shape = gamma.shape + (1,) * (latent.dim() - 2)
+            gamma, beta = gamma.view(shape), beta.view(shape)
+        else:
+            assert frames.shape == (queries.size(0), trunk.emb.size(1), self.emb_dim), frames.shape
+            film = self.film(queries[:, None, :] + frames).transpose(1, 2)  # [M, 2C, L]
+            gamma, beta = (self.backbone.expand_frames(x, latent) for x in film.chunk(2, dim=1))
+        latent = latent * (1.0 + gamma) + beta
         return self.backbone.decode(latent, feats.index_select(0, index), trunk.aux, index)
 
     def forward(
@@ -157,7 +204,7 @@ class USESeparator(AbsSeparator):
         attractors, logits = self.attractors(trunk, num + 1)
         B = input.size(0)
         if counting:
-            counts = self.count(logits, max_num_src=num, min_num_src=1)
+            counts = self.estimate_count(trunk, logits, max_num_src=num, min_num_src=1)
         else:
             counts = torch.full((B,), num, dtype=torch.long, device=input.device)
         keep = torch.arange(num, device=input.device)[None, :] < counts[:, None]

@@ -4,8 +4,8 @@ from typing import Dict, Optional, Union
 import numpy as np
 
 from espnet2.train.preprocessor import AbsPreprocessor
-from espnet2_use.cue import cue_encoder_choices
-from espnet2_use.data.layout import SOURCE_NAME, TEXT_CUE_NAME
+from espnet2_use.cue import build_cue_encoder, cue_encoder_choices
+from espnet2_use.data.layout import REFERENCE, SOURCE_NAME, TEXT_CUE_NAME, cue_file
 from espnet2_use.utils.audio import SILENCE_RMS, rms
 
 # Raw cues read as text (``match(name)["modality"]``), from the layout table.
@@ -81,7 +81,13 @@ class USEPreprocessor(AbsPreprocessor):
             cls = cue_encoder_choices.get(spec.get("type"))
             if cls is None or cls.cached:
                 continue
-            self.extractors[modality] = cls(output_dim=_EXTRACTOR_DIM, **dict(spec.get("conf") or {}))
+            self.extractors[modality] = build_cue_encoder(
+                spec["type"], _EXTRACTOR_DIM, dict(spec.get("conf") or {}), sample_rate
+            )
+        # Cues read off each source's reference (layout rows marked derived: the span).
+        self.derived = {
+            m: e for m, e in self.extractors.items() if cue_file(m, False).derived
+        }
         self.sample_rate = sample_rate
 
     def __call__(
@@ -111,6 +117,21 @@ class USEPreprocessor(AbsPreprocessor):
                 data[name] = value.astype(np.float32, copy=False)
         if self.train and self.segment is not None:
             data = self._crop(data)
+        return self._derive(data)
+
+    def _derive(self, data: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+        """Derived cues of every source from its reference (after the crop). In training
+        always, with jitter (a file's spans would be stale after a crop); otherwise
+        where the data has none."""
+        for modality, encoder in self.derived.items():
+            row = cue_file(modality, False)
+            for name in [n for n in data if n.startswith(REFERENCE.name_prefix)]:
+                match = _SOURCE_NAME.match(name)
+                if match is None or match["row"] is not REFERENCE:
+                    continue
+                target = row.name(int(match["k"]))
+                if self.train or target not in data:
+                    data[target] = encoder.derive(data[name], jitter=self.train)
         return data
 
     def _activity(self, ref: np.ndarray) -> np.ndarray:
