@@ -8,7 +8,7 @@ train_set=train
 valid_set=valid
 ss_test_sets="test_ss test_tse"   # test_tse too: the TSE bar compares with SS
 tse_test_sets="test_tse"
-tse_cue_combinations="label text video label+text label+video text+video label+text+video"
+tse_cue_combinations="label text video label+text label+video text+video label+text+video span label+span text+span"
 
 ./local/link_pretrained.sh
 
