@@ -138,7 +138,7 @@ def test_the_same_budget_comparison_runs_every_system_and_writes_both_tables(rec
     root, _ = recipe
     env = dict(os.environ, OMP_NUM_THREADS="1")
     start = time.time()
-    res = subprocess.run(["./local/run_compare.sh", "--tiny", "true"], cwd=root, capture_output=True,
+    res = subprocess.run(["./local/run_compare.sh", "--tiny", "true", "--nj", "2"], cwd=root, capture_output=True,
                          text=True, env=env, timeout=900)
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-4000:]
     seconds = time.time() - start
@@ -228,7 +228,7 @@ def test_the_same_budget_comparison_runs_every_system_and_writes_both_tables(rec
     assert "Same-budget comparison" in md and "The paper's findings, measured here" in md
     assert md.count("<!-- run_compare: begin") == 1
     print(f"tiny comparison: {seconds:.0f} s")
-    again = subprocess.run(["./local/run_compare.sh", "--tiny", "true"], cwd=root, capture_output=True,
+    again = subprocess.run(["./local/run_compare.sh", "--tiny", "true", "--nj", "2"], cwd=root, capture_output=True,
                            text=True, env=env, timeout=900)
     assert again.returncode == 0, again.stderr[-3000:]
     assert (root / "RESULTS.md").read_text().count("<!-- run_compare: begin") == 1

@@ -5,6 +5,7 @@
 #   ./local/run_compare.sh                 # the whole comparison (about 2 h on 2 cores)
 #   ./local/run_compare.sh --tiny true     # every system at a tiny size (the test suite's run)
 #   ./local/run_compare.sh --seeds 3       # USE-S and the best peers with seeds 0-2 (default)
+#   ./local/run_compare.sh --nj 2          # the sweep's, seeds' and curves' runs two at a time
 #
 # Systems (exp/compare/<system>/):
 #   USE-S       the recipe itself (./run.sh stages 1-7, its model and decodings); its
@@ -38,6 +39,11 @@ compare_dir=exp/compare
 results_md=RESULTS.md
 results_json=RESULTS.json
 python=python3
+# Runs of the sweep, seeds and curves steps started side by side (each its own system or
+# seed). Budgets are wall-clock seconds: above 1 only where every job has cores of its own
+# (OMP_NUM_THREADS x nj <= cores), or the systems would share them unevenly; the tiny run
+# (one thread per job, two cores) uses 2.
+nj=1
 
 . utils/parse_options.sh
 . ./path.sh
@@ -90,6 +96,22 @@ step() {  # step <name> <command...>: runs a step, logs progress and what is lef
     echo "${name} $(( SECONDS - t0 )) s" >> "${compare_dir}/step_times.txt"
 }
 
+# spawn <command...>: runs a command, in the background when nj > 1 (at most nj at once);
+# join: waits for every spawned command and fails when one of them failed.
+spawned=()
+spawn() {
+    if [ "${nj}" -le 1 ]; then "$@"; return; fi
+    while [ "$(jobs -rp | wc -l)" -ge "${nj}" ]; do sleep 0.2; done
+    "$@" &
+    spawned+=($!)
+}
+join() {
+    local pid failed=0
+    for pid in "${spawned[@]}"; do wait "${pid}" || failed=1; done
+    spawned=()
+    [ "${failed}" = 0 ] || { log "a run started side by side failed (see above)"; return 1; }
+}
+
 count_key() { [ "$1" = tfgridnetv2 ] && echo n_srcs || echo num_spk; }
 
 # 1. The recipe: data, USE-S's two stages, decoding, scoring (skipped where done).
@@ -134,23 +156,24 @@ sweep_system() {  # sweep_system <name> <subcommand and its arguments...>
 }
 sweeps() {
     local p args
-    sweep_system use_s use --stage1_config "${stage1_config}" --budget1 "${sweep_budget}" "${common[@]}"
-    sweep_system use_b use --stage1_config "${use_b1}" --budget1 "${sweep_budget}" "${common[@]}"
+    spawn sweep_system use_s use --stage1_config "${stage1_config}" --budget1 "${sweep_budget}" "${common[@]}"
+    spawn sweep_system use_b use --stage1_config "${use_b1}" --budget1 "${sweep_budget}" "${common[@]}"
     for p in tcn dprnn tfgridnetv2; do
         eval "args=(\"\${peer_args_${p}[@]}\")"
-        sweep_system "${p}" peer-ss --config "conf/compare/${p}.yaml" --budget "${sweep_budget}" --counts 2 \
+        spawn sweep_system "${p}" peer-ss --config "conf/compare/${p}.yaml" --budget "${sweep_budget}" --counts 2 \
             --train_dir "${dump}/train" --valid_dir "${dump}/valid" --test_dir "${dump}/test_ss" \
             --count_key "$(count_key "${p}")" --train_args "${args[@]}"
     done
     for p in tcn dprnn; do
         eval "args=(\"\${peer_args_${p}[@]}\")"
-        sweep_system "${p}_unknown" peer-unknown --config "conf/compare/${p}.yaml" --budget "${sweep_budget}" \
+        spawn sweep_system "${p}_unknown" peer-unknown --config "conf/compare/${p}.yaml" --budget "${sweep_budget}" \
             --train_dir "${dump}/train" --valid_dir "${dump}/valid" --test_dir "${dump}/test_ss" \
             --count_key num_spk --max_num_src 3 --train_args "${args[@]}"
     done
-    sweep_system td_speakerbeam peer-tse --config conf/compare/td_speakerbeam.yaml --budget "${sweep_budget}" \
+    spawn sweep_system td_speakerbeam peer-tse --config conf/compare/td_speakerbeam.yaml --budget "${sweep_budget}" \
         --train_dir "${dump}/train" --valid_dir "${dump}/valid" --test_dir "${dump}/test_tse" \
         --train_args "${peer_args_tse[@]}"
+    join
 }
 step sweep sweeps
 tuned() {  # tuned <config> <system>: the config with the system's best rate (its path)
@@ -255,14 +278,15 @@ extra_seeds() {
     local -n fixed_args="peer_args_${best_fixed}" unknown_args="peer_args_${best_unknown}"
     log "seeds 1..$(( seeds - 1 )) for use_s, ${best_fixed}, ${best_unknown}_unknown"
     for s in $(seq 1 $(( seeds - 1 ))); do
-        "${compare[@]}" use --out "${compare_dir}/use_s_seed${s}" --stage1_config "${stage1_config}" \
+        spawn "${compare[@]}" use --out "${compare_dir}/use_s_seed${s}" --stage1_config "${stage1_config}" \
             --stage2_config "${stage2_config}" --budget1 "${b1}" --budget2 "${b2}" "${common[@]}" \
             --ss_test_dir "${dump}/test_ss" --train_args --seed "${s}"
-        peer "${best_fixed}" "$(count_key "${best_fixed}")" "${compare_dir}/${best_fixed}_seed${s}" \
+        spawn peer "${best_fixed}" "$(count_key "${best_fixed}")" "${compare_dir}/${best_fixed}_seed${s}" \
             "${fixed_args[@]}" --seed "${s}"
-        unknown_peer "${best_unknown}" num_spk "${compare_dir}/${best_unknown}_unknown_seed${s}" \
+        spawn unknown_peer "${best_unknown}" num_spk "${compare_dir}/${best_unknown}_unknown_seed${s}" \
             "${unknown_args[@]}" --seed "${s}"
     done
+    join
 }
 step seeds extra_seeds
 
@@ -276,17 +300,18 @@ curves() {
     local -n fixed_args="peer_args_${best_fixed}"
     read -r half double < <(${python} -c "import sys; b = float(sys.argv[1]); print(round(b / 2, 2), round(2 * b, 2))" "${budget}")
     for f in 0.5 2; do
-        "${compare[@]}" use --out "${compare_dir}/curve/use_s_x${f}" --stage1_config "${stage1_config}" \
+        spawn "${compare[@]}" use --out "${compare_dir}/curve/use_s_x${f}" --stage1_config "${stage1_config}" \
             --stage2_config "${stage2_config}" \
             --budget1 "$(${python} -c "print(round(${b1} * ${f}, 2))")" \
             --budget2 "$(${python} -c "print(round(${b2} * ${f}, 2))")" "${common[@]}" \
             --ss_test_dir "${dump}/test_ss"
     done
-    "${compare[@]}" peer-ss --config "$(tuned "conf/compare/${best_fixed}.yaml" "${best_fixed}")" \
+    spawn "${compare[@]}" peer-ss --config "$(tuned "conf/compare/${best_fixed}.yaml" "${best_fixed}")" \
         --out "${compare_dir}/curve/${best_fixed}" \
         --budget "${budget}" --curve_budgets "${half}" "${double}" --train_dir "${dump}/train" \
         --valid_dir "${dump}/valid" --test_dir "${dump}/test_ss" --count_key "$(count_key "${best_fixed}")" \
         --train_args "${fixed_args[@]}"
+    join
     echo "${best_fixed}" > "${compare_dir}/curve/peer"
 }
 step curves curves
