@@ -226,3 +226,26 @@ def test_recipe_tse_table_has_span_rows(model, tmp_path):
     rows = [line for line in results.read_text().splitlines() if line.startswith("| ")]
     for combo in ("label", "span", "label+span"):
         assert any(line.startswith(f"| {combo} |") and "| all |" in line for line in rows), combo
+
+
+def test_training_data_arguments_leave_an_absent_span_file_to_the_preprocessor(tmp_path):
+    """A stage-2 config with a span encoder trains on a data dir without span_spk{k}
+    (use.sh's stage 5): the preprocessor reads the spans off the references; a span file
+    that is there is read, and a missing label file still stops with its path."""
+    from espnet2_use.bin.use_data_args import data_args
+
+    config = {"cue_encoders": {"label": {"type": "embedding", "conf": {"label_list": "labels.txt"}},
+                               "span": {"type": "span"}}}
+    for name in ["wav.scp", "utt2num_src"] + [f"{f}_spk{k}" for f in ("label",) for k in (1, 2)]:
+        (tmp_path / name).write_text("u1 x\n")
+    for k in (1, 2):
+        (tmp_path / f"spk{k}.scp").write_text("u1 x\n")
+    args = data_args(config, "train", tmp_path, 2)
+    names = [a.split(",")[1] for a in args if "," in a]
+    assert "label_spk2" in names and not any(n.startswith("span_") for n in names), names
+    (tmp_path / "span_spk1").write_text("u1 0.1-0.5\n")
+    names = [a.split(",")[1] for a in data_args(config, "train", tmp_path, 2) if "," in a]
+    assert "span_spk1" in names and "span_spk2" not in names
+    (tmp_path / "label_spk2").unlink()
+    with pytest.raises(FileNotFoundError, match="label_spk2"):
+        data_args(config, "train", tmp_path, 2)

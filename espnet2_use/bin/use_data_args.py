@@ -49,11 +49,15 @@ def data_args(
     """The ``--{mode}_data_path_and_name_and_type`` arguments for one data directory."""
     entries = [MIXTURE, NUM_SRC]
     rows = [] if audio_only else cue_rows(config)
+    optional = set()  # derived rows (the span): the preprocessor reads them off the reference
     for k in range(1, max_num_src + 1):
         entries += [_entry(row, k) for row in [REFERENCE] + rows]
+        optional |= {row.file_name(k) for row in rows if row.derived}
     args = []
     for file_name, name, kind in entries:
         path = data_dir / file_name
+        if file_name in optional and not path.is_file():
+            continue
         if not path.is_file():
             raise FileNotFoundError(f"{path}: needed for '{name}' (config cue_encoders / max_num_src {max_num_src})")
         args += [f"--{mode}_data_path_and_name_and_type", f"{path},{name},{kind}"]
