@@ -1,5 +1,6 @@
 """mini_use's same-budget comparison (local/compare.py): the verdicts on the paper's
 findings follow the numbers, and the rendered table puts each number in its column."""
+import json
 import sys
 from pathlib import Path
 from typing import Dict, List
@@ -132,3 +133,21 @@ def test_render_puts_each_number_in_its_column_and_each_verdict_on_its_finding()
     assert rendered == {f["finding"]: f["verdict"] for f in findings}
     # Stage 2 is below stage 1 on 2 sources, matching is 87.5 % over all counts but unknown on 2.
     assert verdict(rows, "stage 2") == "not reproduced"
+
+
+def test_corpus_summary_keeps_what_the_corpus_is_made_of_and_names_a_bad_file(tmp_path):
+    """A recorded corpus's RESULTS.json says its classes, clips and package versions
+    (debian_sounds' data/corpus_stats.json); a stats file without them stops the table."""
+    stats = {"classes": 29, "clips": 2800, "train_clips": 1930, "valid_clips": 300, "test_clips": 570,
+             "packages": {"hydrogen-data": "1.2.0~beta1+dfsg-1"}, "per_class": {"speech": {"train": 3}}}
+    good = tmp_path / "corpus_stats.json"
+    good.write_text(json.dumps(stats))
+    assert compare.corpus_summary(good) == {
+        "classes": 29, "clips": 2800, "train_clips": 1930, "test_clips": 570,
+        "packages": {"hydrogen-data": "1.2.0~beta1+dfsg-1"}}
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({k: v for k, v in stats.items() if k != "packages"}))
+    with pytest.raises(SystemExit, match=r"bad\.json lacks packages"):
+        compare.corpus_summary(bad)
+    with pytest.raises(SystemExit, match=r"cannot read the corpus statistics .*missing\.json"):
+        compare.corpus_summary(tmp_path / "missing.json")

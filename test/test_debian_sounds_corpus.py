@@ -553,3 +553,53 @@ def test_fetch_without_apt_is_a_clear_error(tmp_path: Path):
     fetcher = debian_packages.Fetcher(tmp_path, apt_get="no-such-apt-get", apt_cache="no-such-apt-cache", lists_dir=tmp_path)
     with pytest.raises(debian_packages.FetchError, match="no-such-apt-get: not found"):
         fetcher.fetch("lmms-common", "1.2.2+dfsg1-6")  # no lists: the update is tried first
+
+
+# ----------------------------------------------------------------------------
+# The real-recording demo (local/real_recordings.py): OpenTTD's sound catalogue
+
+
+def _catalogue(path: Path, entries: Sequence[Tuple[str, np.ndarray, int]]) -> None:
+    """An OpenTTD sound catalogue in opensfx.cat's layout: (offset | 0x80000000, size)
+    pairs, then per entry a length byte, the NUL-ended description and a RIFF wav."""
+    bodies = []
+    for name, x, fs in entries:
+        buf = io.BytesIO()
+        sf.write(buf, x, fs, format="WAV", subtype="PCM_16")
+        label = name.encode() + b"\0"
+        bodies.append(bytes([len(label)]) + label + buf.getvalue())
+    offset, table = 8 * len(entries), b""
+    for body in bodies:
+        table += struct.pack("<II", offset | 0x80000000, len(body))
+        offset += len(body)
+    path.write_bytes(table + b"".join(bodies))
+
+
+def test_real_recordings_reads_the_catalogue_and_mixes_two_recordings(tmp_path, monkeypatch):
+    import real_recordings
+
+    rng = np.random.default_rng(0)
+    a, b = 0.1 * rng.standard_normal(800), 0.05 * rng.standard_normal(1200)  # peak of the sum < 0.9
+    package = tmp_path / "pkg"
+    (package / real_recordings.CATALOGUE).parent.mkdir(parents=True)
+    _catalogue(package / real_recordings.CATALOGUE, [('"Horse". Licence: CC0.', a, 8000),
+                                                    ('"Bird". Licence: CC0.', b, 8000)])
+    entries = real_recordings.read_catalogue(package / real_recordings.CATALOGUE)
+    assert [e[0] for e in entries] == ['"Horse". Licence: CC0.', '"Bird". Licence: CC0.']
+    monkeypatch.setattr(real_recordings, "RECORDINGS", {"horse": 0, "bird": 1})
+    monkeypatch.setattr(real_recordings, "MIXTURES", {"horse_and_bird": ("horse", "bird")})
+    info = real_recordings.write_inputs(package, tmp_path / "inputs")
+    assert info["horse"]["description"].startswith('"Horse"') and info["horse_and_bird"]["sources"] == 2
+    horse, fs = sf.read(tmp_path / "inputs" / "horse.wav")
+    mix, _ = sf.read(tmp_path / "inputs" / "horse_and_bird.wav")
+    assert fs == 8000 and len(mix) == 1200 and info["horse_and_bird"]["seconds"] == 0.15
+    bird, _ = sf.read(tmp_path / "inputs" / "bird.wav")
+    np.testing.assert_allclose(mix[:800], horse + bird[:800], atol=2e-4)  # 16-bit files
+    # A catalogue whose table points past its end is named, not read as garbage.
+    broken = tmp_path / "broken.cat"
+    broken.write_bytes((package / real_recordings.CATALOGUE).read_bytes()[:900])
+    with pytest.raises(SystemExit, match=r"broken\.cat: entry 0 runs past the end"):
+        real_recordings.read_catalogue(broken)
+    # The demo package is not one of the corpus's, and never a reserved one.
+    assert real_recordings.PACKAGE not in debian_packages.PINNED
+    assert not debian_packages.is_reserved(real_recordings.PACKAGE)

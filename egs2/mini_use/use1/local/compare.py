@@ -941,6 +941,8 @@ def cmd_table(args: argparse.Namespace) -> None:
               "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "systems": {r["name"]: r for r in rows},
               "differences": differences, "sweep": sweep, "curve": curve, "tse_vs_ss": tse_vs_ss,
               "findings": findings}
+    if args.corpus_stats is not None:
+        result["corpus"] = corpus_summary(args.corpus_stats)
     atomic_write_json(args.out_json, result)
     section = render(result)
     text = args.out_md.read_text() if args.out_md.is_file() else ""
@@ -951,6 +953,23 @@ def cmd_table(args: argparse.Namespace) -> None:
         text = text.rstrip("\n") + "\n\n" + section + "\n"
     atomic_write_text(args.out_md, text)
     print(section)
+
+
+CORPUS_KEYS = ("classes", "clips", "train_clips", "test_clips", "packages")
+
+
+def corpus_summary(stats_file: Path) -> Dict:
+    """What a recorded corpus is made of, from its ``corpus_stats.json`` (written by the
+    corpus builder): classes, clips (all and per split) and the packages with versions."""
+    try:
+        stats = json.loads(stats_file.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise SystemExit(f"compare.py table: cannot read the corpus statistics {stats_file}: {e}")
+    missing = [k for k in CORPUS_KEYS if k not in stats]
+    if missing:
+        raise SystemExit(f"compare.py table: {stats_file} lacks {', '.join(missing)} "
+                         f"(expected the keys {', '.join(CORPUS_KEYS)})")
+    return {k: stats[k] for k in CORPUS_KEYS}
 
 
 def learning_curve(root: Path, info: Dict, test_ss: str) -> Optional[Dict]:
@@ -1313,6 +1332,9 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--compare_dir", type=Path, required=True)
     p.add_argument("--out_json", type=Path, required=True)
     p.add_argument("--out_md", type=Path, required=True)
+    p.add_argument("--corpus_stats", type=Path, default=None,
+                   help="a built corpus's data/corpus_stats.json: its size and packages go into "
+                        "RESULTS.json's \"corpus\"")
     return parser
 
 

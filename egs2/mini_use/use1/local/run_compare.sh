@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Same-budget comparison on mini_use: USE beside ESPnet's stock systems, one after another
 # on this machine, on the same train/valid/test data; tables into RESULTS.md and RESULTS.json.
+# Other corpus recipes in mini_use's data layout link this script and compare.py (and
+# conf/compare) and run it in their own folder: egs2/debian_sounds/use1.
 #
 #   ./local/run_compare.sh                 # the whole comparison (about 2 h on 2 cores)
 #   ./local/run_compare.sh --tiny true     # every system at a tiny size (the test suite's run)
@@ -211,8 +213,10 @@ repo = subprocess.run(["git", "rev-parse", "--show-toplevel"], capture_output=Tr
                       cwd=os.path.realpath("local")).stdout.strip()
 commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                         cwd=repo).stdout.strip()
+here = os.path.relpath(os.getcwd(), repo)  # the recipe run (mini_use, or one linking its scripts)
 dirty = subprocess.run(["git", "status", "--porcelain", "--", "espnet2_use", "egs2/mini_use/use1/conf",
-                        "egs2/mini_use/use1/local"], capture_output=True, text=True, cwd=repo).stdout.strip()
+                        "egs2/mini_use/use1/local", f"{here}/conf", f"{here}/local", f"{here}/run.sh"],
+                       capture_output=True, text=True, cwd=repo).stdout.strip()
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor())
 info = {"commit": commit + ("+uncommitted" if dirty else ""), "budget_seconds": float(budget),
         "machine": f"{os.cpu_count()} cores ({cpu}), torch threads 2 for training",
@@ -334,5 +338,8 @@ rtf() {
         "dprnn:enh:${compare_dir}/dprnn/k2" "tfgridnetv2:enh:${compare_dir}/tfgridnetv2/k2"
 }
 step rtf rtf
-step table "${compare[@]}" table --compare_dir "${compare_dir}" --out_json "${results_json}" --out_md "${results_md}"
+corpus_stats=()  # a recorded corpus (debian_sounds) says what it is made of in RESULTS.json
+[ -f data/corpus_stats.json ] && corpus_stats=(--corpus_stats data/corpus_stats.json)
+step table "${compare[@]}" table --compare_dir "${compare_dir}" --out_json "${results_json}" \
+    --out_md "${results_md}" "${corpus_stats[@]}"
 log "done in $(( SECONDS - start )) s: ${results_md}, ${results_json}"

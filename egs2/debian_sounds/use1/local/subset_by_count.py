@@ -1,0 +1,1 @@
+../../../mini_use/use1/local/subset_by_count.py

@@ -1,0 +1,1 @@
+../../../mini_use/use1/local/tse_vs_ss.py
