@@ -45,7 +45,7 @@ extras_require = {
     # What ESPnet's own recipe scripts (egs2/*/enh1/enh.sh and the scripts it calls) import:
     # a lab running USE through its enh.sh needs them in the same venv.
     "recipe": ["espnet[recipe]>=202412"],
-    "test": ["pytest>=7"] + pretrained_in_wheels,
+    "test": ["pytest>=7", "pytest-xdist>=3.6"] + pretrained_in_wheels,
 }
 
 setup(

@@ -1,11 +1,13 @@
 """mini_use's same-budget comparison (local/compare.py): the verdicts on the paper's
 findings follow the numbers, and the rendered table puts each number in its column."""
 import json
+import shlex
 import sys
 from pathlib import Path
 from typing import Dict, List
 
 import pytest
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "egs2" / "mini_use" / "use1" / "local"))
 import compare  # noqa: E402
@@ -151,3 +153,31 @@ def test_corpus_summary_keeps_what_the_corpus_is_made_of_and_names_a_bad_file(tm
         compare.corpus_summary(bad)
     with pytest.raises(SystemExit, match=r"cannot read the corpus statistics .*missing\.json"):
         compare.corpus_summary(tmp_path / "missing.json")
+
+
+def test_batch_runs_queued_steps_in_one_process_logs_each_and_stops_at_a_failure(tmp_path):
+    """run_compare.sh queues the systems' steps (shell-quoted lines) and runs them with
+    ``compare.py batch``: each step runs in turn, is logged like the script's own steps
+    and timed; a failing step stops the batch before the steps after it."""
+    (tmp_path / "base.yaml").write_text("optim_conf:\n  lr: 0.001\n")
+    (tmp_path / "sweep.json").write_text(json.dumps({"best": "0.004", "warmup_steps": 5}))
+    out_a, out_b = tmp_path / "a b.yaml", tmp_path / "b.yaml"  # a space in a path survives the quoting
+    batch = tmp_path / "batch.txt"
+    batch.write_text(
+        f"3 first tuned-config --config {tmp_path}/base.yaml --sweep {tmp_path}/sweep.json --out {tmp_path}/a\\ b.yaml\n"
+        f"4 second tuned-config --config {tmp_path}/base.yaml --sweep {tmp_path}/sweep.json --out {out_b}\n")
+    log, times = tmp_path / "progress.log", tmp_path / "step_times.txt"
+    args = ["batch", "--file", str(batch), "--progress_log", str(log), "--step_times", str(times),
+            "--total", "5", "--started", "0", "--steps", "x y first second table"]
+    assert compare.main(args) == 0
+    assert yaml.safe_load(out_a.read_text())["optim_conf"]["lr"] == 0.004 and out_b.is_file()
+    lines = log.read_text().splitlines()
+    assert "step 3/5 first" in lines[0] and "then: second table" in lines[0]
+    assert "step 4/5 second" in lines[1] and "then: table" in lines[1]
+    assert [ln.split()[0] for ln in times.read_text().splitlines()] == ["first", "second"]
+    out_a.unlink(), out_b.unlink()
+    batch.write_text(f"3 first tuned-config --config {tmp_path}/missing.yaml --sweep {tmp_path}/sweep.json --out {shlex.quote(str(out_a))}\n"
+                     f"4 second tuned-config --config {tmp_path}/base.yaml --sweep {tmp_path}/sweep.json --out {out_b}\n")
+    with pytest.raises(FileNotFoundError, match="missing.yaml"):
+        compare.main(args)
+    assert not out_b.exists(), "a step after a failed one ran"

@@ -1328,6 +1328,14 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--num_utts", type=int, default=30)
     p.add_argument("--out_dir", type=Path, required=True)
 
+    p = sub.add_parser("batch", help="run queued steps in one process")
+    p.add_argument("--file", type=Path, required=True)
+    p.add_argument("--progress_log", type=Path, required=True)
+    p.add_argument("--step_times", type=Path, required=True)
+    p.add_argument("--total", type=int, required=True)
+    p.add_argument("--started", type=float, required=True, help="the run's start (seconds since the epoch)")
+    p.add_argument("--steps", default="", help="every step's name, in order")
+
     p = sub.add_parser("table")
     p.add_argument("--compare_dir", type=Path, required=True)
     p.add_argument("--out_json", type=Path, required=True)
@@ -1336,6 +1344,35 @@ def get_parser() -> argparse.ArgumentParser:
                    help="a built corpus's data/corpus_stats.json: its size and packages go into "
                         "RESULTS.json's \"corpus\"")
     return parser
+
+
+def cmd_batch(args: argparse.Namespace) -> None:
+    """Run run_compare.sh's queued steps in this one process, so that ESPnet and torch are
+    imported once for all of them rather than once per step. ``--file``: one step a line,
+    shell-quoted: its number, its name, then the subcommand with its arguments. Each step
+    is logged to ``--progress_log`` as run_compare.sh logs its own (number of ``--total``,
+    seconds since ``--started``, the steps still to come from ``--steps``) and its seconds
+    go to ``--step_times``. A step that fails stops the batch; the steps' own markers make a
+    re-run skip what was finished."""
+    import shlex
+
+    queued = [shlex.split(line) for line in args.file.read_text().splitlines() if line.strip()]
+    order = args.steps.split()
+    for number, name, *argv in queued:
+        left = " ".join(order[int(number):]) or "nothing"
+        msg = (f"step {number}/{args.total} {name} (elapsed {int(time.time() - args.started)} s; "
+               f"then: {left})")
+        line = f"{time.strftime('%Y-%m-%dT%H:%M:%S')} (run_compare.sh) {msg}"
+        print(line, file=sys.stderr, flush=True)
+        with open(args.progress_log, "a") as f:
+            f.write(line + "\n")
+        t0 = time.time()
+        sub = get_parser().parse_args(argv)
+        if sub.command == "batch":
+            raise SystemExit(f"compare.py batch: {args.file} step {name} is itself a batch")
+        COMMANDS[sub.command](sub)
+        with open(args.step_times, "a") as f:
+            f.write(f"{name} {int(time.time() - t0)} s\n")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -1349,7 +1386,7 @@ COMMANDS = {"use": cmd_use, "peer-ss": cmd_peer_ss, "peer-unknown": cmd_peer_unk
             "peer-tse": cmd_peer_tse, "count-peer": cmd_count_peer, "best-peer": cmd_best_peer,
             "sweep": cmd_sweep,
             "tuned-config": cmd_tuned_config,
-            "mixture": cmd_mixture, "rtf": cmd_rtf, "table": cmd_table}
+            "mixture": cmd_mixture, "rtf": cmd_rtf, "table": cmd_table, "batch": cmd_batch}
 
 
 if __name__ == "__main__":

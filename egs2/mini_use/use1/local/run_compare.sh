@@ -98,6 +98,25 @@ step() {  # step <name> <command...>: runs a step, logs progress and what is lef
     echo "${name} $(( SECONDS - t0 )) s" >> "${compare_dir}/step_times.txt"
 }
 
+# bstep <name> <compare.py subcommand and arguments...>: a step of its own, queued to run
+# with the steps queued next to it in one Python process (run_batch), so that ESPnet and
+# torch are imported once for all of them (about 10 s a process on this machine).
+batch_file=${compare_dir}/batch.txt
+: > "${batch_file}"
+run_start=$(date +%s)
+bstep() {
+    local name=$1; shift
+    step_no=$(( step_no + 1 ))
+    { printf '%s %s' "${step_no}" "${name}"; printf ' %q' "$@"; echo; } >> "${batch_file}"
+}
+run_batch() {
+    [ -s "${batch_file}" ] || return 0
+    "${compare[@]}" batch --file "${batch_file}" --progress_log "${compare_dir}/progress.log" \
+        --step_times "${compare_dir}/step_times.txt" --total "$(echo "${steps}" | wc -w)" \
+        --started "${run_start}" --steps "${steps}"
+    : > "${batch_file}"
+}
+
 # spawn <command...>: runs a command, in the background when nj > 1 (at most nj at once);
 # join: waits for every spawned command and fails when one of them failed.
 spawned=()
@@ -230,46 +249,50 @@ EOF
 
 
 # shellcheck disable=SC2086
-step use_s_stage1 "${compare[@]}" use --out "${compare_dir}/use_s_stage1" --decode_exp "${recipe1}" \
+bstep use_s_stage1 use --out "${compare_dir}/use_s_stage1" --decode_exp "${recipe1}" \
     "${common[@]}" --ss_test_dir "${dump}/test_ss"
 # shellcheck disable=SC2086
-step use_s_align0 "${compare[@]}" use --out "${compare_dir}/use_s_align0" --stage2_config "${stage2_config}" \
+bstep use_s_align0 use --out "${compare_dir}/use_s_align0" --stage2_config "${stage2_config}" \
     --init_param "${recipe1}/valid.loss.best.pth" "${common[@]}" --ss_test_dir "${dump}/test_ss" \
     --tse_test_dir "${dump}/test_tse" --tse_combinations ${tse_combinations} --train_args --model_conf align_weight=0.0
 # The audio-example cue, like for like with TD-SpeakerBeam: stage 2 with an example
 # encoder added, from the recipe's stage 1, for the recipe's stage-2 time.
-step use_s_example "${compare[@]}" use --out "${compare_dir}/use_s_example" --stage2_config "${stage2_config}" \
+bstep use_s_example use --out "${compare_dir}/use_s_example" --stage2_config "${stage2_config}" \
     --example_cue --budget2 "${b2}" --init_param "${recipe1}/valid.loss.best.pth" "${common[@]}" \
     --tse_test_dir "${dump}/test_tse" --tse_combinations example
 # shellcheck disable=SC2086
-step use_b "${compare[@]}" use --out "${compare_dir}/use_b" --stage1_config "${use_b1}" --stage2_config "${use_b2}" \
+bstep use_b use --out "${compare_dir}/use_b" --stage1_config "${use_b1}" --stage2_config "${use_b2}" \
     --budget1 "${b1}" --budget2 "${b2}" "${common[@]}" --ss_test_dir "${dump}/test_ss" \
     --tse_test_dir "${dump}/test_tse" --tse_combinations ${tse_combinations}
 
-peer() {  # peer <name> <count key> <out> <extra args...>
+peer_cmd() {  # peer_cmd <name> <count key> <out> <extra args...>: sets cmd, the peer's subcommand
     local name=$1 key=$2 out=$3; shift 3
-    "${compare[@]}" peer-ss --config "$(tuned "conf/compare/${name}.yaml" "${name}")" --out "${out}" \
-        --budget "${budget}" --train_dir "${dump}/train" --valid_dir "${dump}/valid" \
-        --test_dir "${dump}/test_ss" --count_key "${key}" --train_args "$@"
+    cmd=(peer-ss --config "$(tuned "conf/compare/${name}.yaml" "${name}")" --out "${out}"
+        --budget "${budget}" --train_dir "${dump}/train" --valid_dir "${dump}/valid"
+        --test_dir "${dump}/test_ss" --count_key "${key}" --train_args "$@")
 }
-step tcn peer tcn num_spk "${compare_dir}/tcn" "${peer_args_tcn[@]}"
-step dprnn peer dprnn num_spk "${compare_dir}/dprnn" "${peer_args_dprnn[@]}"
-step tfgridnetv2 peer tfgridnetv2 n_srcs "${compare_dir}/tfgridnetv2" "${peer_args_tfgridnetv2[@]}"
-unknown_peer() {  # unknown_peer <name> <count key> <out> <extra args...>
+peer() { peer_cmd "$@"; "${compare[@]}" "${cmd[@]}"; }
+peer_cmd tcn num_spk "${compare_dir}/tcn" "${peer_args_tcn[@]}"; bstep tcn "${cmd[@]}"
+peer_cmd dprnn num_spk "${compare_dir}/dprnn" "${peer_args_dprnn[@]}"; bstep dprnn "${cmd[@]}"
+peer_cmd tfgridnetv2 n_srcs "${compare_dir}/tfgridnetv2" "${peer_args_tfgridnetv2[@]}"; bstep tfgridnetv2 "${cmd[@]}"
+unknown_peer_cmd() {  # unknown_peer_cmd <name> <count key> <out> <extra args...>: sets cmd
     local name=$1 key=$2 out=$3; shift 3
-    "${compare[@]}" peer-unknown --config "$(tuned "conf/compare/${name}.yaml" "${name}_unknown")" --out "${out}" \
-        --budget "${budget}" --train_dir "${dump}/train" --valid_dir "${dump}/valid" \
-        --test_dir "${dump}/test_ss" --count_key "${key}" --max_num_src 3 --train_args "$@"
+    cmd=(peer-unknown --config "$(tuned "conf/compare/${name}.yaml" "${name}_unknown")" --out "${out}"
+        --budget "${budget}" --train_dir "${dump}/train" --valid_dir "${dump}/valid"
+        --test_dir "${dump}/test_ss" --count_key "${key}" --max_num_src 3 --train_args "$@")
 }
-step tcn_unknown unknown_peer tcn num_spk "${compare_dir}/tcn_unknown" "${peer_args_tcn[@]}"
-step dprnn_unknown unknown_peer dprnn num_spk "${compare_dir}/dprnn_unknown" "${peer_args_dprnn[@]}"
-step td_speakerbeam "${compare[@]}" peer-tse --config "$(tuned conf/compare/td_speakerbeam.yaml td_speakerbeam)" \
+unknown_peer() { unknown_peer_cmd "$@"; "${compare[@]}" "${cmd[@]}"; }
+unknown_peer_cmd tcn num_spk "${compare_dir}/tcn_unknown" "${peer_args_tcn[@]}"; bstep tcn_unknown "${cmd[@]}"
+unknown_peer_cmd dprnn num_spk "${compare_dir}/dprnn_unknown" "${peer_args_dprnn[@]}"; bstep dprnn_unknown "${cmd[@]}"
+bstep td_speakerbeam peer-tse --config "$(tuned conf/compare/td_speakerbeam.yaml td_speakerbeam)" \
     --out "${compare_dir}/td_speakerbeam" --budget "${budget}" --train_dir "${dump}/train" \
     --valid_dir "${dump}/valid" --test_dir "${dump}/test_tse" --train_args "${peer_args_tse[@]}"
 # The count peer: a dedicated counter with the whole budget B (issue 24's bar for counting).
-step count_peer "${compare[@]}" count-peer --config conf/compare/count_peer.yaml \
+bstep count_peer count-peer --config conf/compare/count_peer.yaml \
     --out "${compare_dir}/count_peer" --budget "${budget}" --train_dir "${dump}/train" \
     --valid_dir "${dump}/valid" --test_dir "${dump}/test_ss" --set "${count_peer_args[@]}"
+# The systems above, one after another in one Python process.
+run_batch
 
 # More seeds (--seeds N): USE-S (both stages, the recipe's budgets) and the best peer of
 # each kind by seed 0 train again with seeds 1 .. N-1 (SS decodings only): the headlines
