@@ -8,6 +8,7 @@
 #   ./local/run_compare.sh --tiny true     # every system at a tiny size (the test suite's run)
 #   ./local/run_compare.sh --seeds 3       # USE-S and the best peers with seeds 0-2 (default)
 #   ./local/run_compare.sh --nj 2          # the sweep's, seeds' and curves' runs two at a time
+#   ./local/run_compare.sh --seeds 1 --with_curves false   # one seed, no learning curve (about 18 B)
 #
 # Systems (exp/compare/<system>/):
 #   USE-S       the recipe itself (./run.sh stages 1-7, its model and decodings); its
@@ -36,6 +37,7 @@ tiny=false
 seeds=3              # USE-S and the best peer of each kind train with seeds 0 .. seeds-1
 sweep_lrs="1e-3 2e-3 4e-3"   # the peak learning rates every system is swept over
 sweep_fraction=0.25  # each sweep run trains for this share of the budget B
+with_curves=true     # the learning curve (USE-S and the best fixed-count peer to 2B: 6.5 B more)
 recipe_opts=""       # options of ./run.sh (shell words)
 compare_dir=exp/compare
 results_md=RESULTS.md
@@ -341,7 +343,12 @@ curves() {
     join
     echo "${best_fixed}" > "${compare_dir}/curve/peer"
 }
-step curves curves
+if "${with_curves}"; then
+    step curves curves
+else
+    step_no=$(( step_no + 1 ))
+    log "step ${step_no}/$(echo "${steps}" | wc -w) curves: left out (--with_curves false)"
+fi
 
 references() {
     "${compare[@]}" mixture --out "${compare_dir}/mixture" --test_dir "${dump}/test_ss"
