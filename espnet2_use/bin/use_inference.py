@@ -254,8 +254,10 @@ def main(cmd: Optional[Sequence[str]] = None) -> None:
     if args.key_file:
         with open(args.key_file, encoding="utf-8") as f:
             keys = [line.split()[0] for line in f if line.strip()]
-    torch.set_grad_enabled(False)
-    decode(use, args.data_dir, args.output_dir, args.tasks, keys, args.num_plots, args.tse_level)
+    # No gradients while decoding, and only while decoding: a caller that trains after
+    # (compare.py runs several systems in one process) gets its autograd back.
+    with torch.no_grad():
+        decode(use, args.data_dir, args.output_dir, args.tasks, keys, args.num_plots, args.tse_level)
 
 
 if __name__ == "__main__":
