@@ -30,7 +30,7 @@ import numpy as np
 import soundfile as sf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from debian_packages import PINNED, check_not_reserved  # noqa: E402
+from debian_packages import PINNED, FetchError, Fetcher, check_not_reserved  # noqa: E402
 
 PACKAGE, VERSION = "openttd-opensfx", "1.0.3-2"
 CATALOGUE = "usr/share/games/openttd/baseset/opensfx/opensfx.cat"
@@ -51,13 +51,17 @@ def fetch(cache: Path) -> Path:
     if (dest / ".fetched").is_file():
         return dest
     cache.mkdir(parents=True, exist_ok=True)
+    try:  # the package lists (apt-get update once when missing) and the pinned version in them
+        Fetcher(cache).resolve(PACKAGE, VERSION)
+    except FetchError as e:
+        raise SystemExit(f"the demo's pin {PACKAGE}={VERSION} (local/real_recordings.py): {e}")
     with tempfile.TemporaryDirectory(dir=cache) as tmp:
         res = subprocess.run(["apt-get", "download", f"{PACKAGE}={VERSION}"], cwd=tmp,
                              capture_output=True, text=True)
         debs = list(Path(tmp).glob("*.deb"))
         if res.returncode != 0 or len(debs) != 1:
             raise SystemExit(f"apt-get download {PACKAGE}={VERSION} failed (exit {res.returncode}): "
-                             f"{res.stderr.strip()[-400:]} (run apt-get update first if the lists are missing)")
+                             f"{res.stderr.strip()[-400:]}")
         root = Path(tmp) / "root"
         subprocess.run(["dpkg-deb", "-x", str(debs[0]), str(root)], check=True)
         for rel in (CATALOGUE, LICENCE):
