@@ -13,6 +13,7 @@ from espnet2.enh.decoder.abs_decoder import AbsDecoder
 from espnet2.enh.encoder.abs_encoder import AbsEncoder
 from espnet2.torch_utils.device_funcs import force_gatherable
 from espnet2.train.abs_espnet_model import AbsESPnetModel
+from espnet2_use.counting.feature_counter import remix
 from espnet2_use.cue.cue_network import USECueNetwork
 from espnet2_use.layers.abs_use_backbone import BackboneOutput
 from espnet2_use.loss.alignment_loss import AttractorCueAlignment
@@ -32,6 +33,7 @@ TSE_TARGETS = ("one", "all")
 STAT_KEYS = (
     "si_snr", "exist_bce", "count_acc", "tse_si_snr", "align_mse", "align_nce", "match_acc",
     "tag_bce", "att_tag_ce", "count_ce", "count_head_acc",
+    "count_branch_ce", "branch_count_acc", "remix_count_acc",
 )
 
 
@@ -47,6 +49,7 @@ class USEModel(USEInference, AbsESPnetModel):
     3. ``draw_branches``: the branch(es) this batch runs.
     4. ``forward_batch_cues``: cue vectors of the sources that have cues.
     5. ``forward_loss_tag``: the sound-tag loss (optional).
+    5b. ``forward_loss_count_branch``: the count branch's loss (optional).
     6. per branch, ``forward_ss_branch`` (``forward_separate`` -> ``forward_decoder``
        -> ``forward_loss_ss``) or ``forward_tse_branch`` (``forward_extract`` ->
        ``forward_decoder`` -> ``forward_loss_tse``).
@@ -102,10 +105,21 @@ class USEModel(USEInference, AbsESPnetModel):
             attractor with a count head, ``attractor: tda`` with ``count_head: true``).
             Its accuracy is logged as ``count_head_acc`` beside the threshold's
             ``count_acc``.
+        count_branch_conf: the count branch (``espnet2_use.counting.feature_counter``), a
+            light counter over the encoder's frames, detached from them (it teaches the
+            encoder nothing); None: none. It learns the count (0 .. K, cross-entropy) of
+            the batch's mixtures and of ``count_remixes`` mixtures made afresh from the
+            batch's references at every training step.
+        count_rule: who counts at inference: ``attractor``, ``branch`` or ``product``
+            (``USENetwork``).
+        count_branch_weight: weight of the count branch's cross-entropy.
+        count_remixes: mixtures made from the batch's references per training step for
+            the count branch (0: the batch alone).
+        count_remix_gain_db: each remixed source's random gain range, +- dB.
         si_snr_clamp_db: clamp of the SI-SNR terms (None: none).
         normalize_variance: divide the mixture (and references) by its std first,
             and scale estimates back at inference.
-        branch_seed: seed of the branch stream.
+        branch_seed: seed of the branch stream (and of the remixes).
         extract_feats_in_collect_stats: ESPnet's collect-stats switch.
 
     References:
@@ -130,6 +144,11 @@ class USEModel(USEInference, AbsESPnetModel):
         tag_weight: float = 0.0,
         attractor_tag_weight: float = 0.0,
         count_weight: float = 1.0,
+        count_branch_conf: Optional[Dict] = None,
+        count_rule: str = "attractor",
+        count_branch_weight: float = 1.0,
+        count_remixes: int = 32,
+        count_remix_gain_db: float = 5.0,
         si_snr_clamp_db: Optional[float] = None,
         normalize_variance: bool = True,
         branch_seed: int = 0,
@@ -150,10 +169,16 @@ class USEModel(USEInference, AbsESPnetModel):
                 "model_conf.tag_weight / attractor_tag_weight > 0 need a label cue encoder "
                 "(cue_encoders.label): its label list is the tag vocabulary"
             )
+        if count_remixes < 0:
+            raise ValueError(f"model_conf.count_remixes must be >= 0, got {count_remixes}")
         super().__init__(
             encoder, separator, decoder, cue_network=cue_network, max_num_src=max_num_src,
             min_num_src=min_num_src, normalize_variance=normalize_variance,
+            count_branch_conf=count_branch_conf, count_rule=count_rule,
         )
+        self.count_branch_weight = count_branch_weight
+        self.count_remixes = count_remixes
+        self.count_remix_gain_db = count_remix_gain_db
         self.cue_branch_ratio = cue_branch_ratio
         self.exist_weight = exist_weight
         self.tse_weight = tse_weight
@@ -204,6 +229,10 @@ class USEModel(USEInference, AbsESPnetModel):
         stats = self._stats(speech_mix)
         if self.tag_weight > 0:  # the tag head and the classes exist (a label encoder does)
             total, s = self.forward_loss_tag(trunk, classes, counts)
+            stats.update({k: v for k, v in s.items() if not torch.isnan(v)})
+        if self.count_branch is not None:
+            loss, s = self.forward_loss_count_branch(feats, flens, refs, counts)
+            total = total + loss
             stats.update({k: v for k, v in s.items() if not torch.isnan(v)})
         for branch in branches:
             if branch == "ss":
@@ -333,6 +362,31 @@ class USEModel(USEInference, AbsESPnetModel):
     def _stats(self, like: torch.Tensor) -> Dict[str, torch.Tensor]:
         nan = like.new_tensor(float("nan"))
         return {key: nan for key in STAT_KEYS}
+
+    def forward_loss_count_branch(
+        self, feats: torch.Tensor, flens: torch.Tensor, refs: torch.Tensor, counts: torch.Tensor
+    ) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
+        """``count_branch_weight`` * the count branch's cross-entropy on the batch's
+        mixtures and, in training, on ``count_remixes`` mixtures of its references."""
+        stats = self._stats(feats.real if feats.is_complex() else feats)
+        logits = self.count_branch(feats.detach(), flens)
+        ce = torch.nn.functional.cross_entropy(logits, counts)
+        stats["branch_count_acc"] = (logits.argmax(-1) == counts).float().mean()
+        if self.training and self.count_remixes > 0:
+            # Keyed on the update count (drawn in draw_branches): resumed runs draw alike.
+            generator = torch.Generator().manual_seed(self.branch_seed * 1_000_003 + int(self.num_updates) + 7919)
+            mixes, labels = remix(refs, counts, self.count_remixes, self.max_num_src,
+                                  self.count_remix_gain_db, generator)
+            if mixes is not None:
+                with torch.no_grad():  # the encoder learns from separation alone
+                    lengths = torch.full((mixes.size(0),), mixes.size(1), dtype=torch.long, device=mixes.device)
+                    mixes, _ = self.normalize(mixes, lengths)
+                    rfeats, rflens = self.encoder(mixes, lengths)
+                rlogits = self.count_branch(rfeats, rflens)
+                ce = ce + torch.nn.functional.cross_entropy(rlogits, labels)
+                stats["remix_count_acc"] = (rlogits.argmax(-1) == labels).float().mean()
+        stats["count_branch_ce"] = ce.detach()
+        return self.count_branch_weight * ce, stats
 
     def forward_loss_exist(
         self, logits: torch.Tensor, counts: torch.Tensor

@@ -58,7 +58,7 @@ class USEInference(USENetwork):
             counts = torch.as_tensor(num_src, device=speech.device).long().view(-1)
             counts = counts.expand(speech.size(0)) if counts.numel() == 1 else counts
             num_att = max(num_att, int(counts.max()) + 1)
-        attractors, logits, counts, est, index = self._separated(feats, trunk, counts, num_att, speech, lengths)
+        attractors, logits, counts, est, index = self._separated(feats, trunk, counts, num_att, speech, lengths, flens)
         S = max(int(counts.max()), 1)
         sources = speech.new_zeros(speech.size(0), S, T)
         if index.numel() > 0:
@@ -148,7 +148,7 @@ class USEInference(USENetwork):
         target = self.forward_decoder(masked, lengths, speech.size(1))
         fitted = self.fit_to_mixture(target, index, speech, lengths)
         if level == "separation":
-            fitted = self._level_from_separation(target, fitted, feats, trunk, speech, lengths)
+            fitted = self._level_from_separation(target, fitted, feats, trunk, speech, lengths, flens)
         target = fitted * scale[:, None]
         valid = torch.arange(mixture.size(1), device=mixture.device)[None, :] < lengths[:, None]
         return dict(target=target, residual=(mixture - target) * valid, cue=cues)
@@ -161,10 +161,11 @@ class USEInference(USENetwork):
         num_attractors: int,
         speech: torch.Tensor,
         lengths: torch.Tensor,
+        flens: Optional[torch.Tensor] = None,
     ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """``forward_separate``, then the waveforms [M, T], fitted to their mixtures together
         (normalised scale), in place of the masked features."""
-        attractors, logits, counts, masked, index = self.forward_separate(feats, trunk, counts, num_attractors)
+        attractors, logits, counts, masked, index = self.forward_separate(feats, trunk, counts, num_attractors, flens)
         est = masked.new_zeros(0, speech.size(1))
         if index.numel() > 0:
             est = self.forward_decoder(masked, lengths[index], speech.size(1))
@@ -179,12 +180,13 @@ class USEInference(USENetwork):
         trunk: BackboneOutput,
         speech: torch.Tensor,
         lengths: torch.Tensor,
+        flens: Optional[torch.Tensor] = None,
     ) -> torch.Tensor:
         """Targets [B, T] scaled to the separated source each correlates with most.
 
         Rows the EDA finds no source in (``min_num_src`` 0) keep ``fallback``.
         """
-        _, _, _, est, index = self._separated(feats, trunk, None, self.max_num_src + 1, speech, lengths)
+        _, _, _, est, index = self._separated(feats, trunk, None, self.max_num_src + 1, speech, lengths, flens)
         out = fallback.clone()
         for b in index.unique().tolist():
             n = int(lengths[b])

@@ -3,6 +3,8 @@ from typing import Dict, Optional, Tuple
 
 import torch
 
+from espnet2_use.counting.feature_counter import FeatureCounter, existence_count_log_posterior
+
 from espnet2.enh.decoder.abs_decoder import AbsDecoder
 from espnet2.enh.encoder.abs_encoder import AbsEncoder
 from espnet2_use.cue.cue_network import USECueNetwork
@@ -11,6 +13,10 @@ from espnet2_use.model.batch import Batch, cue_inputs, pairs
 from espnet2_use.separator.use_separator import USESeparator
 
 EPS = 1e-8
+# Who counts at inference (model_conf.count_rule): the attractors (their own rule: the
+# existence threshold, or a TDA's count head), the count branch, or both (the branch's
+# posterior times the attractors' existence posterior).
+COUNT_RULES = ("attractor", "branch", "product")
 
 
 class USENetwork(torch.nn.Module):
@@ -32,6 +38,11 @@ class USENetwork(torch.nn.Module):
         min_num_src: the smallest count inference returns (see ``USEModel``).
         normalize_variance: divide the mixture (and references) by its std first,
             and scale estimates back at inference.
+        count_branch_conf: the count branch (``espnet2_use.counting.feature_counter``:
+            ``channels``, ``kernel_size``), a light counter over the encoder's frames;
+            None (default): none.
+        count_rule: who counts when the count is not given: ``attractor`` (default),
+            ``branch`` or ``product`` (both need ``count_branch_conf``).
 
     References:
         USE: "A Unified Model for Universal Sound Separation and Extraction",
@@ -47,6 +58,8 @@ class USENetwork(torch.nn.Module):
         max_num_src: int = 3,
         min_num_src: int = 1,
         normalize_variance: bool = True,
+        count_branch_conf: Optional[Dict] = None,
+        count_rule: str = "attractor",
     ):
         super().__init__()
         if max_num_src < 1:
@@ -71,6 +84,17 @@ class USENetwork(torch.nn.Module):
         self.min_num_src = min_num_src
         self.num_spk = max_num_src  # ESPnet tools read this
         self.normalize_variance = normalize_variance
+        if count_rule not in COUNT_RULES:
+            raise ValueError(f"model_conf.count_rule must be one of {COUNT_RULES}, got {count_rule!r}")
+        if count_rule != "attractor" and count_branch_conf is None:
+            raise ValueError(f"model_conf.count_rule {count_rule!r} needs a count branch (model_conf.count_branch_conf)")
+        self.count_rule = count_rule
+        self.count_branch = None
+        if count_branch_conf is not None:
+            try:
+                self.count_branch = FeatureCounter(encoder.output_dim, max_num_src + 1, **count_branch_conf)
+            except TypeError as e:  # a key the branch does not take
+                raise ValueError(f"model_conf.count_branch_conf: {e}") from None
 
     def forward_encoder(
         self, speech: torch.Tensor, lengths: torch.Tensor
@@ -85,15 +109,18 @@ class USENetwork(torch.nn.Module):
         trunk: BackboneOutput,
         counts: Optional[torch.Tensor],
         num_attractors: int,
+        flens: Optional[torch.Tensor] = None,
     ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Attractors, existence logits and one masked feature map per counted source.
 
         Args:
             feats: encoder features [B, T', N].
             trunk: the trunk output.
-            counts: sources to separate per utterance [B] (0 allowed); None: the EDA
-                counts (between ``min_num_src`` and ``max_num_src``).
+            counts: sources to separate per utterance [B] (0 allowed); None: the model
+                counts (``count_rule``; between ``min_num_src`` and ``max_num_src``).
             num_attractors: attractors to decode (>= counts.max() + 1).
+            flens: the features' lengths [B] (the count branch pools over them; None:
+                every frame).
 
         Returns:
             attractors [B, A, D], logits [B, A], counts [B], masked features [M, T', N]
@@ -101,12 +128,25 @@ class USENetwork(torch.nn.Module):
         """
         attractors, logits = self.separator.attractors(trunk, num_attractors)
         if counts is None:
-            counts = self.separator.estimate_count(trunk, logits, self.max_num_src, self.min_num_src)
+            counts = self.estimate_count(feats, flens, trunk, logits)
         index, slot = pairs(counts)
         if index.numel() == 0:  # nothing counted (min_num_src 0)
             return attractors, logits, counts, feats.new_zeros(0, *feats.shape[1:]), index
         masked = self.separator.mask(trunk, feats, attractors[index, slot], index)
         return attractors, logits, counts, masked, index
+
+    def estimate_count(
+        self, feats: torch.Tensor, flens: Optional[torch.Tensor], trunk: BackboneOutput, logits: torch.Tensor
+    ) -> torch.Tensor:
+        """Source counts [B] in [min_num_src, max_num_src] by ``count_rule``."""
+        if self.count_rule == "attractor":
+            return self.separator.estimate_count(trunk, logits, self.max_num_src, self.min_num_src)
+        score = torch.log_softmax(self.count_branch(feats, flens), dim=-1)  # [B, K + 1]
+        if self.count_rule == "product":
+            score = score + existence_count_log_posterior(logits, self.max_num_src)
+        n = torch.arange(score.size(1), device=score.device)
+        allowed = (n >= self.min_num_src) & (n <= self.max_num_src)
+        return score.masked_fill(~allowed[None, :], float("-inf")).argmax(dim=-1)
 
     def forward_extract(
         self,

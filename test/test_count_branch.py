@@ -1,0 +1,167 @@
+"""The count branch (issue 24): a light counter over the encoder's frames that learns
+from mixtures made afresh from the batch's references at every step, and the model's
+count rule (attractor, branch, or both)."""
+import math
+
+import pytest
+import torch
+
+import espnet2_use  # noqa: F401
+from espnet2_use.counting.feature_counter import FeatureCounter, existence_count_log_posterior, remix
+from espnet2_use.model_builder import build_use_model
+
+SEP_CONF = {"backbone": "use_s", "backbone_conf": {"latent_dim": 16, "emb_dim": 16, "chunk_size": 10,
+                                                   "num_heads": 2, "ffn_dim": 32}}
+FS = 8000
+
+
+def tiny_config(**model_conf):
+    return {
+        "encoder": "conv", "encoder_conf": {"channel": 16, "kernel_size": 16, "stride": 8},
+        "decoder": "conv", "decoder_conf": {"channel": 16, "kernel_size": 16, "stride": 8},
+        "separator": "use", "separator_conf": dict(SEP_CONF),
+        "model_conf": {"max_num_src": 3, **model_conf},
+    }
+
+
+def bursts(counts, T=FS, burst=800, seed=0):
+    """References whose count is plain: each source a 0.1 s noise burst, the bursts of
+    one mixture side by side (never overlapping), so the share of sounding frames is
+    proportional to the count."""
+    g = torch.Generator().manual_seed(seed)
+    B = len(counts)
+    refs = torch.zeros(B, 3, T)
+    for b, n in enumerate(counts):
+        slots = torch.randperm(T // burst, generator=g)[:n]
+        for k, s in enumerate(slots.tolist()):
+            refs[b, k, s * burst:(s + 1) * burst] = torch.randn(burst, generator=g)
+    return refs
+
+
+def batch_of(refs, counts):
+    counts_t = torch.tensor(counts)
+    T = refs.size(-1)
+    batch = dict(speech_mix=refs.sum(1), speech_mix_lengths=torch.full((len(counts),), T), num_src=counts_t[:, None])
+    for k in range(refs.size(1)):
+        batch[f"speech_ref{k + 1}"] = refs[:, k]
+        batch[f"speech_ref{k + 1}_lengths"] = torch.where(counts_t > k, T, 0)
+    return batch
+
+
+def test_remix_sums_distinct_counted_sounding_sources_at_bounded_gains():
+    refs = torch.randn(3, 3, 50)
+    refs[1, 1] = 0.0  # counted but silent: never drawn
+    counts = torch.tensor([1, 2, 3])  # refs[0, 1:] and refs[1, 2] are past the counts
+    pool = torch.stack([refs[0, 0], refs[1, 0], refs[2, 0], refs[2, 1], refs[2, 2]])
+    mixes, n = remix(refs, counts, 40, 3, gain_db=5.0, generator=torch.Generator().manual_seed(0))
+    assert mixes.shape == (40, 50) and n.dtype == torch.long and set(n.tolist()) <= {1, 2, 3}
+    assert len(set(n.tolist())) == 3, "every count 1..3 is drawn"
+    # Each mixture is a non-negative combination of the pool with n gains in [-5, +5] dB.
+    weights = torch.linalg.lstsq(pool.T, mixes.T).solution.T  # [40, 5]
+    for w, k in zip(weights, n.tolist()):
+        used = w[w.abs() > 1e-4]
+        assert len(used) == k
+        assert bool((used >= 10 ** (-5 / 20) - 1e-4).all() and (used <= 10 ** (5 / 20) + 1e-4).all())
+    again, n2 = remix(refs, counts, 40, 3, gain_db=5.0, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(again, mixes) and torch.equal(n2, n), "the same seed draws the same mixtures"
+    few, n3 = remix(refs[:1], counts[:1], 10, 3, generator=torch.Generator().manual_seed(1))
+    assert set(n3.tolist()) == {1}, "no more sources than the batch holds"
+    assert remix(torch.zeros(2, 3, 50), torch.tensor([2, 1]), 8, 3) == (None, None)
+
+
+def test_existence_posterior_reads_the_attractors_in_order():
+    big = 30.0
+    logits = torch.tensor([[big, big, -big, -big], [big, -big, big, big], [-big, big, big, big]])
+    logp = existence_count_log_posterior(logits, 3)
+    assert logp.shape == (3, 4)
+    assert logp.argmax(1).tolist() == [2, 1, 0]  # the first attractor that does not exist stops the count
+    even = existence_count_log_posterior(torch.zeros(1, 4), 3).exp()[0]
+    assert torch.allclose(even, torch.tensor([0.5, 0.25, 0.125, 0.0625]))  # P(n) = 0.5^(n+1)
+    with pytest.raises(ValueError, match="3 existence logits cannot score counts up to 3"):
+        existence_count_log_posterior(torch.zeros(1, 3), 3)
+
+
+def test_feature_counter_pools_only_valid_frames_and_takes_complex_features():
+    torch.manual_seed(0)
+    counter = FeatureCounter(8, 4, channels=(6,), kernel_size=3).eval()
+    feats = torch.rand(2, 20, 8)
+    flens = torch.tensor([20, 12])
+    padded = feats.clone()
+    padded[1, 12:] = 100.0  # what lies past a length is not read...
+    a, b = counter(feats, flens), counter(padded, flens)
+    assert a.shape == (2, 4) and torch.allclose(a, b)
+    assert not torch.allclose(counter(padded, None)[1], a[1])  # ...unless no lengths are given
+    spec = torch.polar(feats, torch.rand(2, 20, 8))  # an stft encoder's complex bins
+    assert torch.allclose(counter(spec, flens), a, atol=1e-5)
+    with pytest.raises(ValueError, match="kernel_size must be odd"):
+        FeatureCounter(8, 4, kernel_size=4)
+
+
+def test_config_errors_name_the_key():
+    with pytest.raises(ValueError, match=r"model_conf.count_rule 'branch' needs a count branch"):
+        build_use_model(tiny_config(count_rule="branch"))
+    with pytest.raises(ValueError, match=r"model_conf.count_rule must be one of .*'eda'"):
+        build_use_model(tiny_config(count_rule="eda", count_branch_conf={}))
+    with pytest.raises(ValueError, match=r"model_conf.count_branch_conf: .*'layers'"):
+        build_use_model(tiny_config(count_branch_conf={"layers": 2}))
+    assert build_use_model(tiny_config()).count_branch is None, "no branch unless configured"
+
+
+def test_the_branch_trains_on_batch_and_remixes_and_teaches_the_encoder_nothing():
+    counts = [1, 2, 3, 2]
+    model = build_use_model(tiny_config(count_branch_conf={"channels": [8]}, count_remixes=16))
+    model.train()
+    loss, stats, _ = model(**batch_of(bursts(counts), counts))
+    for key in ("count_branch_ce", "branch_count_acc", "remix_count_acc", "count_acc", "si_snr"):
+        assert math.isfinite(float(stats[key])), key
+    # The branch's own loss reaches the branch and never the encoder.
+    model.zero_grad()
+    batch = batch_of(bursts(counts), counts)
+    speech, lengths, refs, counts_t = model.prepare_batch(batch["speech_mix"], batch["speech_mix_lengths"], batch)
+    feats, flens, _ = model.forward_encoder(speech, lengths)
+    branch_loss, _ = model.forward_loss_count_branch(feats, flens, refs, counts_t)
+    branch_loss.backward()
+    assert all(p.grad is not None for p in model.count_branch.parameters())
+    assert all(p.grad is None for p in model.encoder.parameters())
+    model.eval()
+    _, stats, _ = model(**batch)
+    assert math.isnan(float(stats["remix_count_acc"])), "validation scores the batch alone"
+
+
+def test_the_branch_learns_a_plain_count_from_remixes_and_the_model_counts_by_it():
+    """Bursts side by side: the count is the share of sounding frames. Trained on remixes
+    of a few batches' references only, the branch counts held-out mixtures, and
+    count_rule branch makes separation count by it."""
+    torch.manual_seed(0)
+    model = build_use_model(tiny_config(count_branch_conf={"channels": [16]}, count_remixes=48,
+                                        count_rule="branch"))
+    opt = torch.optim.Adam(model.count_branch.parameters(), lr=1e-2)
+    model.train()
+    first = last = None
+    for step in range(80):
+        counts = [1, 2, 3, 3]
+        batch = batch_of(bursts(counts, seed=step), counts)
+        speech, lengths, refs, counts_t = model.prepare_batch(batch["speech_mix"], batch["speech_mix_lengths"], batch)
+        model.num_updates += 1
+        feats, flens, _ = model.forward_encoder(speech, lengths)
+        loss, _ = model.forward_loss_count_branch(feats, flens, refs, counts_t)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        last = float(loss.detach())
+        first = last if first is None else first
+    assert last < 0.5 * first, (first, last)
+    model.eval()
+    held_out = [1, 2, 3] * 10
+    mixes = bursts(held_out, seed=999).sum(1)
+    with torch.no_grad():
+        counted = model.separate(mixes)["counts"]
+    accuracy = float((counted == torch.tensor(held_out)).float().mean())
+    assert accuracy >= 0.9, (accuracy, counted.tolist())
+    # The product rule weighs the attractors in: an EDA sure of one source moves it.
+    model.count_rule = "product"
+    lengths = torch.full((30,), FS)
+    with torch.no_grad():
+        feats, flens, trunk = model.forward_encoder(model.normalize(mixes, lengths)[0], lengths)
+        sure = model.estimate_count(feats, flens, trunk, torch.tensor([[30.0, -30.0, -30.0, -30.0]]).expand(30, 4))
+    assert sure.tolist() == [1] * 30
