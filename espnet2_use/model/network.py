@@ -3,10 +3,9 @@ from typing import Dict, Optional, Tuple
 
 import torch
 
-from espnet2_use.counting.feature_counter import FeatureCounter, existence_count_log_posterior
-
 from espnet2.enh.decoder.abs_decoder import AbsDecoder
 from espnet2.enh.encoder.abs_encoder import AbsEncoder
+from espnet2_use.counting.feature_counter import FeatureCounter, existence_count_log_posterior
 from espnet2_use.cue.cue_network import USECueNetwork
 from espnet2_use.layers.abs_use_backbone import BackboneOutput
 from espnet2_use.model.batch import Batch, cue_inputs, pairs
