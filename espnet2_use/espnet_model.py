@@ -107,7 +107,8 @@ class USEModel(USEInference, AbsESPnetModel):
             ``count_acc``.
         count_branch_conf: the count branch (``espnet2_use.counting.feature_counter``), a
             light counter over the encoder's frames, detached from them (it teaches the
-            encoder nothing); None: none. It learns the count (0 .. K, cross-entropy) of
+            encoder nothing; ``type: frames``), or over the waveform's log-mel
+            spectrogram (``type: logmel``); None: none. It learns the count (0 .. K, cross-entropy) of
             the batch's mixtures and of ``count_remixes`` mixtures made afresh from the
             batch's references at every training step.
         count_rule: who counts at inference: ``attractor``, ``branch`` or ``product``
@@ -231,7 +232,7 @@ class USEModel(USEInference, AbsESPnetModel):
             total, s = self.forward_loss_tag(trunk, classes, counts)
             stats.update({k: v for k, v in s.items() if not torch.isnan(v)})
         if self.count_branch is not None:
-            loss, s = self.forward_loss_count_branch(feats, flens, refs, counts)
+            loss, s = self.forward_loss_count_branch(feats, flens, refs, counts, speech_mix, lengths)
             total = total + loss
             stats.update({k: v for k, v in s.items() if not torch.isnan(v)})
         for branch in branches:
@@ -364,27 +365,44 @@ class USEModel(USEInference, AbsESPnetModel):
         return {key: nan for key in STAT_KEYS}
 
     def forward_loss_count_branch(
-        self, feats: torch.Tensor, flens: torch.Tensor, refs: torch.Tensor, counts: torch.Tensor
+        self,
+        feats: torch.Tensor,
+        flens: torch.Tensor,
+        refs: torch.Tensor,
+        counts: torch.Tensor,
+        speech: Optional[torch.Tensor] = None,
+        lengths: Optional[torch.Tensor] = None,
     ) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
         """``count_branch_weight`` * the count branch's cross-entropy on the batch's
-        mixtures and, in training, on ``count_remixes`` mixtures of its references."""
+        mixtures and, in training, on ``count_remixes`` mixtures of its references.
+
+        ``speech`` and ``lengths`` (the normalised mixtures) are what a ``logmel``
+        branch reads; a ``frames`` branch reads the (detached) features."""
         stats = self._stats(feats.real if feats.is_complex() else feats)
-        logits = self.count_branch(feats.detach(), flens)
-        ce = torch.nn.functional.cross_entropy(logits, counts)
-        stats["branch_count_acc"] = (logits.argmax(-1) == counts).float().mean()
+        feats, B = feats.detach(), counts.size(0)
+        labels = counts
         if self.training and self.count_remixes > 0:
             # Keyed on the update count (drawn in draw_branches): resumed runs draw alike.
             generator = torch.Generator().manual_seed(self.branch_seed * 1_000_003 + int(self.num_updates) + 7919)
-            mixes, labels = remix(refs, counts, self.count_remixes, self.max_num_src,
-                                  self.count_remix_gain_db, generator)
-            if mixes is not None:
+            mixes, mix_counts = remix(refs, counts, self.count_remixes, self.max_num_src,
+                                      self.count_remix_gain_db, generator)
+            if mixes is not None:  # one pass over the batch and its remixes (one set of batch statistics)
                 with torch.no_grad():  # the encoder learns from separation alone
-                    lengths = torch.full((mixes.size(0),), mixes.size(1), dtype=torch.long, device=mixes.device)
-                    mixes, _ = self.normalize(mixes, lengths)
-                    rfeats, rflens = self.encoder(mixes, lengths)
-                rlogits = self.count_branch(rfeats, rflens)
-                ce = ce + torch.nn.functional.cross_entropy(rlogits, labels)
-                stats["remix_count_acc"] = (rlogits.argmax(-1) == labels).float().mean()
+                    mix_lengths = torch.full((mixes.size(0),), mixes.size(1), dtype=torch.long, device=mixes.device)
+                    mixes, _ = self.normalize(mixes, mix_lengths)
+                    if self.count_branch.reads == "features":
+                        rfeats, rflens = self.encoder(mixes, mix_lengths)
+                        feats, flens = torch.cat([feats, rfeats]), torch.cat([flens, rflens])
+                if speech is not None:
+                    speech, lengths = torch.cat([speech, mixes]), torch.cat([lengths, mix_lengths])
+                labels = torch.cat([counts, mix_counts])
+        logits = self.count_branch_logits(feats, flens, speech, lengths)
+        ce = torch.nn.functional.cross_entropy(logits[:B], counts)
+        right = (logits.argmax(-1) == labels).float()
+        stats["branch_count_acc"] = right[:B].mean()
+        if labels.size(0) > B:
+            ce = ce + torch.nn.functional.cross_entropy(logits[B:], labels[B:])
+            stats["remix_count_acc"] = right[B:].mean()
         stats["count_branch_ce"] = ce.detach()
         return self.count_branch_weight * ce, stats
 

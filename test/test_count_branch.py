@@ -1,18 +1,23 @@
-"""The count branch (issue 24): a light counter over the encoder's frames that learns
-from mixtures made afresh from the batch's references at every step, and the model's
-count rule (attractor, branch, or both)."""
+"""The count branch (issue 24): a light counter over the encoder's frames (or a 2-D CNN
+over the waveform's log-mel spectrogram) that learns from mixtures made afresh from the
+batch's references at every step, and the model's count rule (attractor, branch, or
+both)."""
 import math
 
 import pytest
 import torch
 
 import espnet2_use  # noqa: F401
-from espnet2_use.counting.feature_counter import FeatureCounter, existence_count_log_posterior, remix
+from espnet2_use.counting.feature_counter import (
+    FeatureCounter, LogMelCounter, existence_count_log_posterior, remix,
+)
 from espnet2_use.model_builder import build_use_model
 
 SEP_CONF = {"backbone": "use_s", "backbone_conf": {"latent_dim": 16, "emb_dim": 16, "chunk_size": 10,
                                                    "num_heads": 2, "ffn_dim": 32}}
 FS = 8000
+FRAMES = {"channels": [16]}
+LOGMEL = {"type": "logmel", "sample_rate": FS, "n_mels": 16, "channels": [8, 16], "dropout": 0.0}
 
 
 def tiny_config(**model_conf):
@@ -97,6 +102,32 @@ def test_feature_counter_pools_only_valid_frames_and_takes_complex_features():
         FeatureCounter(8, 4, kernel_size=4)
 
 
+def test_logmel_counter_pools_only_valid_frames():
+    torch.manual_seed(0)
+    counter = LogMelCounter(4, FS, n_mels=16, channels=(4, 8)).eval()
+    wav = torch.randn(2, FS)
+    lengths = torch.tensor([FS, 3000])
+    padded = wav.clone()
+    padded[1, 3000:] = 100.0  # loud padding: neither the peak nor the pooling reads it
+    a, b = counter(wav, lengths), counter(padded, lengths)
+    assert a.shape == (2, 4) and torch.allclose(a, b, atol=1e-5)
+    assert not torch.allclose(counter(padded)[1], a[1], atol=1e-3)  # ...unless no lengths are given
+    # Frames past a length pool nothing: the short one's logits do not hear its silent tail.
+    alone = counter(wav[1:, :3000], lengths[1:])
+    assert torch.allclose(alone, a[1:], atol=0.3), (alone, a[1:])
+
+
+def test_config_chooses_the_branch_type_and_errors_name_the_key():
+    assert isinstance(build_use_model(tiny_config(count_branch_conf=dict(FRAMES))).count_branch, FeatureCounter)
+    assert isinstance(build_use_model(tiny_config(count_branch_conf=dict(LOGMEL))).count_branch, LogMelCounter)
+    with pytest.raises(ValueError, match=r"count_branch_conf.type must be one of .*'mel'"):
+        build_use_model(tiny_config(count_branch_conf={"type": "mel"}))
+    with pytest.raises(ValueError, match=r"count_branch_conf: type logmel needs sample_rate"):
+        build_use_model(tiny_config(count_branch_conf={"type": "logmel"}))
+    with pytest.raises(ValueError, match=r"count_branch_conf: n_mels=4 is too few"):
+        build_use_model(tiny_config(count_branch_conf={**LOGMEL, "n_mels": 4, "channels": [4, 4, 4]}))
+
+
 def test_config_errors_name_the_key():
     with pytest.raises(ValueError, match=r"model_conf.count_rule 'branch' needs a count branch"):
         build_use_model(tiny_config(count_rule="branch"))
@@ -107,9 +138,10 @@ def test_config_errors_name_the_key():
     assert build_use_model(tiny_config()).count_branch is None, "no branch unless configured"
 
 
-def test_the_branch_trains_on_batch_and_remixes_and_teaches_the_encoder_nothing():
+@pytest.mark.parametrize("conf", [FRAMES, LOGMEL], ids=["frames", "logmel"])
+def test_the_branch_trains_on_batch_and_remixes_and_teaches_the_encoder_nothing(conf):
     counts = [1, 2, 3, 2]
-    model = build_use_model(tiny_config(count_branch_conf={"channels": [8]}, count_remixes=16))
+    model = build_use_model(tiny_config(count_branch_conf=dict(conf), count_remixes=16))
     model.train()
     loss, stats, _ = model(**batch_of(bursts(counts), counts))
     for key in ("count_branch_ce", "branch_count_acc", "remix_count_acc", "count_acc", "si_snr"):
@@ -119,7 +151,7 @@ def test_the_branch_trains_on_batch_and_remixes_and_teaches_the_encoder_nothing(
     batch = batch_of(bursts(counts), counts)
     speech, lengths, refs, counts_t = model.prepare_batch(batch["speech_mix"], batch["speech_mix_lengths"], batch)
     feats, flens, _ = model.forward_encoder(speech, lengths)
-    branch_loss, _ = model.forward_loss_count_branch(feats, flens, refs, counts_t)
+    branch_loss, _ = model.forward_loss_count_branch(feats, flens, refs, counts_t, speech, lengths)
     branch_loss.backward()
     assert all(p.grad is not None for p in model.count_branch.parameters())
     assert all(p.grad is None for p in model.encoder.parameters())
@@ -128,13 +160,13 @@ def test_the_branch_trains_on_batch_and_remixes_and_teaches_the_encoder_nothing(
     assert math.isnan(float(stats["remix_count_acc"])), "validation scores the batch alone"
 
 
-def test_the_branch_learns_a_plain_count_from_remixes_and_the_model_counts_by_it():
+@pytest.mark.parametrize("conf", [FRAMES, LOGMEL], ids=["frames", "logmel"])
+def test_the_branch_learns_a_plain_count_from_remixes_and_the_model_counts_by_it(conf):
     """Bursts side by side: the count is the share of sounding frames. Trained on remixes
     of a few batches' references only, the branch counts held-out mixtures, and
     count_rule branch makes separation count by it."""
     torch.manual_seed(0)
-    model = build_use_model(tiny_config(count_branch_conf={"channels": [16]}, count_remixes=48,
-                                        count_rule="branch"))
+    model = build_use_model(tiny_config(count_branch_conf=dict(conf), count_remixes=48, count_rule="branch"))
     opt = torch.optim.Adam(model.count_branch.parameters(), lr=1e-2)
     model.train()
     first = last = None
@@ -144,7 +176,7 @@ def test_the_branch_learns_a_plain_count_from_remixes_and_the_model_counts_by_it
         speech, lengths, refs, counts_t = model.prepare_batch(batch["speech_mix"], batch["speech_mix_lengths"], batch)
         model.num_updates += 1
         feats, flens, _ = model.forward_encoder(speech, lengths)
-        loss, _ = model.forward_loss_count_branch(feats, flens, refs, counts_t)
+        loss, _ = model.forward_loss_count_branch(feats, flens, refs, counts_t, speech, lengths)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -162,6 +194,8 @@ def test_the_branch_learns_a_plain_count_from_remixes_and_the_model_counts_by_it
     model.count_rule = "product"
     lengths = torch.full((30,), FS)
     with torch.no_grad():
-        feats, flens, trunk = model.forward_encoder(model.normalize(mixes, lengths)[0], lengths)
-        sure = model.estimate_count(feats, flens, trunk, torch.tensor([[30.0, -30.0, -30.0, -30.0]]).expand(30, 4))
+        speech = model.normalize(mixes, lengths)[0]
+        feats, flens, trunk = model.forward_encoder(speech, lengths)
+        sure = model.estimate_count(feats, flens, trunk, torch.tensor([[30.0, -30.0, -30.0, -30.0]]).expand(30, 4),
+                                    speech, lengths)
     assert sure.tolist() == [1] * 30

@@ -1,5 +1,5 @@
-"""USE's count branch: a light counter over the encoder's frames, trained on many
-mixtures made afresh from the batch's references at every step (issue 24).
+"""USE's count branch: a light counter, trained on many mixtures made afresh from the
+batch's references at every step (issue 24).
 
 The EDA learns the count from one mixture per example, through the whole trunk; the
 dedicated log-mel CNN counter of the comparison (``espnet2_use.counting``), trained on
@@ -15,9 +15,11 @@ the attractors (``attractor``), the branch (``branch``) or both (``product``: th
 branch's posterior times the attractors' existence posterior, see
 :func:`existence_count_log_posterior`).
 """
-from typing import Optional, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 import torch
+
+from espnet2_use.counting.logmel_cnn_counter import LogMelCNNCounter
 
 
 class FeatureCounter(torch.nn.Module):
@@ -35,6 +37,8 @@ class FeatureCounter(torch.nn.Module):
         channels: output channels of each convolution.
         kernel_size: frames each convolution sees (odd).
     """
+
+    reads = "features"
 
     def __init__(self, input_dim: int, num_classes: int, channels: Sequence[int] = (64, 64),
                  kernel_size: int = 3):
@@ -74,6 +78,76 @@ class FeatureCounter(torch.nn.Module):
         peak = x.masked_fill(~valid, float("-inf")).amax(-1)
         peak = torch.where(torch.isfinite(peak), peak, torch.zeros_like(peak))
         return self.out(torch.cat([mean, peak], dim=-1))
+
+
+class LogMelCounter(torch.nn.Module):
+    """Counts the sources of mixtures from a log-mel spectrogram of their waveforms.
+
+    The layers of the count peer (:class:`LogMelCNNCounter`: log-mel in dB below the
+    utterance's peak, conv 3x3 blocks with batch norm, ReLU and 2x2 max-pooling, an
+    average over bands), pooled by mean and max over each mixture's valid frames only
+    (so a padded batch counts as its mixtures one by one would), and a linear layer:
+    logits of the counts 0 .. ``num_classes`` - 1.
+
+    Args:
+        num_classes: counts classified (the model's ``max_num_src`` + 1).
+        sample_rate: of the model's waveforms (the mel filterbank needs it).
+        n_mels, win_ms, hop_ms, channels, dropout: as :class:`LogMelCNNCounter`'s.
+    """
+
+    reads = "waveform"
+
+    def __init__(self, num_classes: int, sample_rate: int, n_mels: int = 64, win_ms: float = 32.0,
+                 hop_ms: float = 16.0, channels: Sequence[int] = (16, 32, 64, 128), dropout: float = 0.1):
+        super().__init__()
+        if num_classes < 2:
+            raise ValueError(f"count branch: num_classes must be >= 2, got {num_classes}")
+        # Its count head (``max_num_src`` outputs there) gives the logits of 0 .. num_classes - 1 here.
+        self.net = LogMelCNNCounter(sample_rate, num_tags=0, max_num_src=num_classes, n_mels=n_mels,
+                                    win_ms=win_ms, hop_ms=hop_ms, channels=channels, dropout=dropout)
+        self.num_classes = num_classes
+        self.pools = len(channels)
+
+    def forward(self, wav: torch.Tensor, lengths: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Waveforms [B, T] and their lengths [B] -> count logits [B, num_classes]."""
+        if lengths is not None:  # padding is silence: it never sets an utterance's peak
+            wav = wav * (torch.arange(wav.size(1), device=wav.device)[None, :] < lengths[:, None])
+        x = self.net.cnn(self.net.features(wav)).mean(dim=3)  # [B, C, frames']
+        F = x.size(-1)
+        if lengths is None:
+            valid = torch.ones(x.size(0), 1, F, dtype=torch.bool, device=x.device)
+        else:
+            n = torch.div(lengths.to(x.device), self.net.hop, rounding_mode="floor") + 1  # centred STFT frames
+            for _ in range(self.pools):  # each block's pooling halves them, rounding up
+                n = torch.div(n + 1, 2, rounding_mode="floor")
+            valid = (torch.arange(F, device=x.device)[None, :] < n[:, None])[:, None, :]
+        mean = (x * valid).sum(-1) / valid.sum(-1).clamp(min=1)
+        peak = x.masked_fill(~valid, float("-inf")).amax(-1)
+        pooled = self.net.dropout(torch.cat([mean, peak], dim=1))
+        return self.net.count_head(pooled)
+
+
+BRANCH_TYPES = ("frames", "logmel")
+
+
+def build_count_branch(conf: Dict, input_dim: int, num_classes: int) -> torch.nn.Module:
+    """The count branch of ``model_conf.count_branch_conf``: ``type`` ``frames``
+    (default, :class:`FeatureCounter` over the encoder's ``input_dim`` channels) or
+    ``logmel`` (:class:`LogMelCounter`, which needs ``sample_rate``); the other keys go
+    to its constructor. Errors name the key."""
+    conf = dict(conf)
+    kind = conf.pop("type", "frames")
+    if kind not in BRANCH_TYPES:
+        raise ValueError(f"model_conf.count_branch_conf.type must be one of {BRANCH_TYPES}, got {kind!r}")
+    if kind == "logmel" and "sample_rate" not in conf:
+        raise ValueError("model_conf.count_branch_conf: type logmel needs sample_rate (the waveforms' rate)")
+    try:
+        if kind == "logmel":
+            return LogMelCounter(num_classes, **conf)
+        return FeatureCounter(input_dim, num_classes, **conf)
+    except (TypeError, ValueError) as e:  # a key the branch does not take, or a bad value
+        msg = str(e)
+        raise ValueError(msg if msg.startswith("model_conf.") else f"model_conf.count_branch_conf: {msg}") from None
 
 
 def remix(

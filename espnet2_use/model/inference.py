@@ -165,7 +165,7 @@ class USEInference(USENetwork):
     ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """``forward_separate``, then the waveforms [M, T], fitted to their mixtures together
         (normalised scale), in place of the masked features."""
-        attractors, logits, counts, masked, index = self.forward_separate(feats, trunk, counts, num_attractors, flens)
+        attractors, logits, counts, masked, index = self.forward_separate(feats, trunk, counts, num_attractors, flens, speech, lengths)
         est = masked.new_zeros(0, speech.size(1))
         if index.numel() > 0:
             est = self.forward_decoder(masked, lengths[index], speech.size(1))

@@ -5,7 +5,7 @@ import torch
 
 from espnet2.enh.decoder.abs_decoder import AbsDecoder
 from espnet2.enh.encoder.abs_encoder import AbsEncoder
-from espnet2_use.counting.feature_counter import FeatureCounter, existence_count_log_posterior
+from espnet2_use.counting.feature_counter import build_count_branch, existence_count_log_posterior
 from espnet2_use.cue.cue_network import USECueNetwork
 from espnet2_use.layers.abs_use_backbone import BackboneOutput
 from espnet2_use.model.batch import Batch, cue_inputs, pairs
@@ -38,8 +38,10 @@ class USENetwork(torch.nn.Module):
         normalize_variance: divide the mixture (and references) by its std first,
             and scale estimates back at inference.
         count_branch_conf: the count branch (``espnet2_use.counting.feature_counter``:
-            ``channels``, ``kernel_size``), a light counter over the encoder's frames;
-            None (default): none.
+            ``type`` ``frames``, a light counter over the encoder's frames, with
+            ``channels``, ``kernel_size``; or ``logmel``, a 2-D CNN over the waveform's
+            log-mel spectrogram, with ``sample_rate`` and the spectrogram's and CNN's
+            sizes); None (default): none.
         count_rule: who counts when the count is not given: ``attractor`` (default),
             ``branch`` or ``product`` (both need ``count_branch_conf``).
 
@@ -90,10 +92,7 @@ class USENetwork(torch.nn.Module):
         self.count_rule = count_rule
         self.count_branch = None
         if count_branch_conf is not None:
-            try:
-                self.count_branch = FeatureCounter(encoder.output_dim, max_num_src + 1, **count_branch_conf)
-            except TypeError as e:  # a key the branch does not take
-                raise ValueError(f"model_conf.count_branch_conf: {e}") from None
+            self.count_branch = build_count_branch(count_branch_conf, encoder.output_dim, max_num_src + 1)
 
     def forward_encoder(
         self, speech: torch.Tensor, lengths: torch.Tensor
@@ -109,6 +108,8 @@ class USENetwork(torch.nn.Module):
         counts: Optional[torch.Tensor],
         num_attractors: int,
         flens: Optional[torch.Tensor] = None,
+        speech: Optional[torch.Tensor] = None,
+        lengths: Optional[torch.Tensor] = None,
     ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Attractors, existence logits and one masked feature map per counted source.
 
@@ -120,6 +121,8 @@ class USENetwork(torch.nn.Module):
             num_attractors: attractors to decode (>= counts.max() + 1).
             flens: the features' lengths [B] (the count branch pools over them; None:
                 every frame).
+            speech, lengths: the (normalised) mixtures [B, T] and their lengths [B],
+                which a count branch of type ``logmel`` reads.
 
         Returns:
             attractors [B, A, D], logits [B, A], counts [B], masked features [M, T', N]
@@ -127,7 +130,7 @@ class USENetwork(torch.nn.Module):
         """
         attractors, logits = self.separator.attractors(trunk, num_attractors)
         if counts is None:
-            counts = self.estimate_count(feats, flens, trunk, logits)
+            counts = self.estimate_count(feats, flens, trunk, logits, speech, lengths)
         index, slot = pairs(counts)
         if index.numel() == 0:  # nothing counted (min_num_src 0)
             return attractors, logits, counts, feats.new_zeros(0, *feats.shape[1:]), index
@@ -135,17 +138,38 @@ class USENetwork(torch.nn.Module):
         return attractors, logits, counts, masked, index
 
     def estimate_count(
-        self, feats: torch.Tensor, flens: Optional[torch.Tensor], trunk: BackboneOutput, logits: torch.Tensor
+        self,
+        feats: torch.Tensor,
+        flens: Optional[torch.Tensor],
+        trunk: BackboneOutput,
+        logits: torch.Tensor,
+        speech: Optional[torch.Tensor] = None,
+        lengths: Optional[torch.Tensor] = None,
     ) -> torch.Tensor:
         """Source counts [B] in [min_num_src, max_num_src] by ``count_rule``."""
         if self.count_rule == "attractor":
             return self.separator.estimate_count(trunk, logits, self.max_num_src, self.min_num_src)
-        score = torch.log_softmax(self.count_branch(feats, flens), dim=-1)  # [B, K + 1]
+        score = torch.log_softmax(self.count_branch_logits(feats, flens, speech, lengths), dim=-1)  # [B, K + 1]
         if self.count_rule == "product":
             score = score + existence_count_log_posterior(logits, self.max_num_src)
         n = torch.arange(score.size(1), device=score.device)
         allowed = (n >= self.min_num_src) & (n <= self.max_num_src)
         return score.masked_fill(~allowed[None, :], float("-inf")).argmax(dim=-1)
+
+    def count_branch_logits(
+        self,
+        feats: torch.Tensor,
+        flens: Optional[torch.Tensor],
+        speech: Optional[torch.Tensor],
+        lengths: Optional[torch.Tensor],
+    ) -> torch.Tensor:
+        """The count branch's logits [B, K + 1], from what it reads: the encoder's
+        features or the (normalised) waveforms."""
+        if self.count_branch.reads == "waveform":
+            if speech is None:
+                raise ValueError("the logmel count branch needs the mixtures' waveforms (speech)")
+            return self.count_branch(speech, lengths)
+        return self.count_branch(feats, flens)
 
     def forward_extract(
         self,
