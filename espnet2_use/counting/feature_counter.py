@@ -93,12 +93,17 @@ class LogMelCounter(torch.nn.Module):
         num_classes: counts classified (the model's ``max_num_src`` + 1).
         sample_rate: of the model's waveforms (the mel filterbank needs it).
         n_mels, win_ms, hop_ms, channels, dropout: as :class:`LogMelCNNCounter`'s.
+            ``dropout`` defaults to 0 here: its masks draw from torch's global random
+            stream, which the separator draws from too (the EDA's frame shuffling), so
+            a branch with dropout trains the separator on other random draws than the
+            same model without the branch, and a side-by-side try no longer isolates
+            the branch (mini_use NOTEBOOK.md).
     """
 
     reads = "waveform"
 
     def __init__(self, num_classes: int, sample_rate: int, n_mels: int = 64, win_ms: float = 32.0,
-                 hop_ms: float = 16.0, channels: Sequence[int] = (16, 32, 64, 128), dropout: float = 0.1):
+                 hop_ms: float = 16.0, channels: Sequence[int] = (16, 32, 64, 128), dropout: float = 0.0):
         super().__init__()
         if num_classes < 2:
             raise ValueError(f"count branch: num_classes must be >= 2, got {num_classes}")
