@@ -113,6 +113,9 @@ class USEModel(USEInference, AbsESPnetModel):
             batch's references at every training step.
         count_rule: who counts at inference: ``attractor``, ``branch`` or ``product``
             (``USENetwork``).
+        count_attractor_weight, count_bias: how the ``product`` and ``branch`` rules
+            weigh the two views of the count (``USENetwork``; set on a validation set
+            by ``espnet2_use.bin.use_count_calibrate``).
         count_branch_weight: weight of the count branch's cross-entropy.
         count_remixes: mixtures made from the batch's references per training step for
             the count branch (0: the batch alone).
@@ -147,6 +150,8 @@ class USEModel(USEInference, AbsESPnetModel):
         count_weight: float = 1.0,
         count_branch_conf: Optional[Dict] = None,
         count_rule: str = "attractor",
+        count_attractor_weight: float = 1.0,
+        count_bias: Optional[List[float]] = None,
         count_branch_weight: float = 1.0,
         count_remixes: int = 32,
         count_remix_gain_db: float = 5.0,
@@ -176,6 +181,7 @@ class USEModel(USEInference, AbsESPnetModel):
             encoder, separator, decoder, cue_network=cue_network, max_num_src=max_num_src,
             min_num_src=min_num_src, normalize_variance=normalize_variance,
             count_branch_conf=count_branch_conf, count_rule=count_rule,
+            count_attractor_weight=count_attractor_weight, count_bias=count_bias,
         )
         self.count_branch_weight = count_branch_weight
         self.count_remixes = count_remixes

@@ -2,10 +2,13 @@
 over the waveform's log-mel spectrogram) that learns from mixtures made afresh from the
 batch's references at every step, and the model's count rule (attractor, branch, or
 both)."""
+import json
 import math
 
+import numpy as np
 import pytest
 import torch
+import yaml
 
 import espnet2_use  # noqa: F401
 from espnet2_use.counting.feature_counter import (
@@ -199,3 +202,78 @@ def test_the_branch_learns_a_plain_count_from_remixes_and_the_model_counts_by_it
         sure = model.estimate_count(feats, flens, trunk, torch.tensor([[30.0, -30.0, -30.0, -30.0]]).expand(30, 4),
                                     speech, lengths)
     assert sure.tolist() == [1] * 30
+
+
+def test_calibration_search_finds_the_bias_that_undoes_a_known_offset():
+    """The branch knows the count but adds 1.5 to count 2: the plain rule says 2 for
+    every mixture; a bias of -0.75 on count 2 (the smallest on the grid that is
+    enough) gives every count back."""
+    from espnet2_use.bin.use_count_calibrate import accuracies, decide, search
+
+    true = np.repeat([1, 2, 3], 20)
+    branch = np.eye(4)[true] + np.array([0.0, 0.0, 1.5, 0.0])
+    attractors = np.zeros_like(branch)
+    plain = accuracies(true, decide(branch, attractors, 1.0, [0.0] * 4, 1, 3))
+    assert plain["by_true"] == {1: 0.0, 2: 1.0, 3: 0.0}
+    best = search(true, branch, attractors, 1, 3)
+    assert best["accuracy"] == best["balanced"] == 1.0
+    assert best["bias"] == [0.0, 0.0, -0.75, 0.0] and best["weight"] == 1.0
+    # The attractors' view, weighed in, can fix what the branch gets wrong alone.
+    swapped = np.eye(4)[np.where(true == 3, 2, true)]  # the branch says 2 for the 3-source ones
+    sure = np.log(np.eye(4)[true] * 0.98 + 0.005)
+    best = search(true, swapped, sure, 1, 3)
+    assert best["accuracy"] == 1.0 and best["weight"] > 0
+    with pytest.raises(ValueError, match="no utterances"):
+        search(np.zeros(0, int), np.zeros((0, 4)), np.zeros((0, 4)), 1, 3)
+
+
+def test_the_model_counts_by_the_weighted_rule_as_the_calibration_decides():
+    from espnet2_use.bin.use_count_calibrate import decide
+
+    torch.manual_seed(0)
+    model = build_use_model(tiny_config(count_branch_conf=dict(LOGMEL), count_rule="product",
+                                        count_attractor_weight=0.5, count_bias=[0.0, 0.0, -0.3, 0.4]))
+    branch, attractors = torch.randn(50, 4), torch.randn(50, 4)
+    mine = model.count_from_scores(branch, attractors, 0.5, model.count_bias)
+    assert mine.tolist() == decide(branch.numpy(), attractors.numpy(), 0.5, [0, 0, -0.3, 0.4], 1, 3).tolist()
+    assert set(mine.tolist()) <= {1, 2, 3}
+    with pytest.raises(ValueError, match=r"count_bias must hold max_num_src \+ 1 = 4 values"):
+        build_use_model(tiny_config(count_branch_conf=dict(LOGMEL), count_bias=[0.0, 1.0]))
+    with pytest.raises(ValueError, match="count_attractor_weight must be >= 0"):
+        build_use_model(tiny_config(count_branch_conf=dict(LOGMEL), count_attractor_weight=-1))
+
+
+def test_calibrate_tool_writes_the_choice_into_the_config_and_the_model_loads_it(tmp_path):
+    from espnet2_use import USE
+    from espnet2_use.bin import use_count_calibrate
+    from tiny_data import write_set
+
+    torch.manual_seed(0)
+    conf = dict(tiny_config(count_branch_conf=dict(LOGMEL), count_rule="branch"), sample_rate=FS)
+    exp = tmp_path / "exp" / "model"
+    exp.mkdir(parents=True)
+    (exp / "config.yaml").write_text(yaml.safe_dump(conf, sort_keys=False))
+    torch.save(build_use_model(conf).state_dict(), exp / "valid.loss.best.pth")
+    valid = write_set(tmp_path, "valid", [1, 2, 3, 1, 2, 3], cues=False)
+    report = use_count_calibrate.main(["--exp_dir", str(exp), "--data_dir", str(valid),
+                                       "--weights", "0", "1", "--biases", "-1", "0", "1"])
+    assert report["utterances"] == 6
+    assert report["after"]["balanced"] >= report["before"]["balanced"]
+    written = yaml.safe_load((exp / "config.yaml").read_text())["model_conf"]
+    assert written["count_rule"] == "product"
+    assert written["count_attractor_weight"] == report["after"]["weight"]
+    assert written["count_bias"] == report["after"]["bias"]
+    assert yaml.safe_load((exp / "config.uncalibrated.yaml").read_text())["model_conf"]["count_rule"] == "branch"
+    saved = json.loads((exp / "count_calibration.json").read_text())["after"]
+    assert (saved["weight"], saved["bias"], saved["accuracy"]) == (
+        report["after"]["weight"], report["after"]["bias"], report["after"]["accuracy"])
+    model = USE.from_exp(exp).model
+    assert model.count_rule == "product" and model.count_bias == written["count_bias"]
+    # Bad input names the file; a model without a branch has nothing to weigh.
+    (valid / "utt2num_src").unlink()
+    with pytest.raises(FileNotFoundError, match="utt2num_src: needed to calibrate"):
+        use_count_calibrate.main(["--exp_dir", str(exp), "--data_dir", str(valid)])
+    (exp / "config.yaml").write_text(yaml.safe_dump(dict(tiny_config(), sample_rate=FS)))
+    torch.save(build_use_model(tiny_config()).state_dict(), exp / "valid.loss.best.pth")
+    with pytest.raises(ValueError, match="no count branch"):
+        use_count_calibrate.main(["--exp_dir", str(exp), "--data_dir", str(valid)])

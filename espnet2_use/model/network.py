@@ -1,5 +1,5 @@
 """USENetwork: USE's parts and the named steps that training and inference share."""
-from typing import Dict, Optional, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 import torch
 
@@ -44,6 +44,11 @@ class USENetwork(torch.nn.Module):
             sizes); None (default): none.
         count_rule: who counts when the count is not given: ``attractor`` (default),
             ``branch`` or ``product`` (both need ``count_branch_conf``).
+        count_attractor_weight: the weight of the attractors' log-posterior in the
+            ``product`` rule (1: the plain product).
+        count_bias: K + 1 log-odds added to the score of each count 0 .. K by the
+            ``branch`` and ``product`` rules (None: zeros). ``use_count_calibrate``
+            chooses them and the weight on a validation set.
 
     References:
         USE: "A Unified Model for Universal Sound Separation and Extraction",
@@ -61,6 +66,8 @@ class USENetwork(torch.nn.Module):
         normalize_variance: bool = True,
         count_branch_conf: Optional[Dict] = None,
         count_rule: str = "attractor",
+        count_attractor_weight: float = 1.0,
+        count_bias: Optional[Sequence[float]] = None,
     ):
         super().__init__()
         if max_num_src < 1:
@@ -89,7 +96,16 @@ class USENetwork(torch.nn.Module):
             raise ValueError(f"model_conf.count_rule must be one of {COUNT_RULES}, got {count_rule!r}")
         if count_rule != "attractor" and count_branch_conf is None:
             raise ValueError(f"model_conf.count_rule {count_rule!r} needs a count branch (model_conf.count_branch_conf)")
+        if count_bias is not None and len(count_bias) != max_num_src + 1:
+            raise ValueError(
+                f"model_conf.count_bias must hold max_num_src + 1 = {max_num_src + 1} values "
+                f"(counts 0 .. {max_num_src}), got {len(count_bias)}"
+            )
+        if count_attractor_weight < 0:
+            raise ValueError(f"model_conf.count_attractor_weight must be >= 0, got {count_attractor_weight}")
         self.count_rule = count_rule
+        self.count_attractor_weight = float(count_attractor_weight)
+        self.count_bias = [float(b) for b in count_bias] if count_bias is not None else [0.0] * (max_num_src + 1)
         self.count_branch = None
         if count_branch_conf is not None:
             self.count_branch = build_count_branch(count_branch_conf, encoder.output_dim, max_num_src + 1)
@@ -149,9 +165,31 @@ class USENetwork(torch.nn.Module):
         """Source counts [B] in [min_num_src, max_num_src] by ``count_rule``."""
         if self.count_rule == "attractor":
             return self.separator.estimate_count(trunk, logits, self.max_num_src, self.min_num_src)
-        score = torch.log_softmax(self.count_branch_logits(feats, flens, speech, lengths), dim=-1)  # [B, K + 1]
-        if self.count_rule == "product":
-            score = score + existence_count_log_posterior(logits, self.max_num_src)
+        branch, attractors = self.count_log_posteriors(feats, flens, logits, speech, lengths)
+        weight = self.count_attractor_weight if self.count_rule == "product" else 0.0
+        return self.count_from_scores(branch, attractors, weight, self.count_bias)
+
+    def count_log_posteriors(
+        self,
+        feats: torch.Tensor,
+        flens: Optional[torch.Tensor],
+        logits: torch.Tensor,
+        speech: Optional[torch.Tensor] = None,
+        lengths: Optional[torch.Tensor] = None,
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """The two views of the count [B, K + 1] that the rules combine: the count
+        branch's log-posterior and the attractors' (existence logits read in order)."""
+        branch = torch.log_softmax(self.count_branch_logits(feats, flens, speech, lengths), dim=-1)
+        return branch, existence_count_log_posterior(logits, self.max_num_src)
+
+    def count_from_scores(
+        self, branch: torch.Tensor, attractors: torch.Tensor, weight: float, bias: Sequence[float]
+    ) -> torch.Tensor:
+        """argmax over the counts in [min_num_src, max_num_src] of
+        ``branch + weight * attractors + bias`` ([B, K + 1] each; bias [K + 1])."""
+        score = branch + torch.as_tensor(bias, dtype=branch.dtype, device=branch.device)[None, :]
+        if weight:
+            score = score + weight * attractors
         n = torch.arange(score.size(1), device=score.device)
         allowed = (n >= self.min_num_src) & (n <= self.max_num_src)
         return score.masked_fill(~allowed[None, :], float("-inf")).argmax(dim=-1)

@@ -46,6 +46,8 @@ init_model=valid.loss.best.pth   # stage-1 weights that stage 2 starts from
 ss_tasks="ss ss_oracle"
 tse_cue_combinations="label text video label+text label+video text+video label+text+video"
 inference_model=""      # weights for decoding (default: use_inference's choice)
+calibrate_count=true    # before decoding, weigh a count branch against the attractors on the
+                        # valid set (use_count_calibrate; only for a model that counts by its branch)
 inference_ngpu=0        # 1: decoding and cue extraction jobs run on a GPU
 num_plots=3             # spectrogram PNGs per decoding set
 scoring_opts=""
@@ -254,12 +256,21 @@ stage_train2() {
         "${stage1_dir}/.done"
 }
 
+# decode_key <task> <set>: what a decoding depends on: the model's training, the set, the
+# task and weights, and the count calibration when there is one (a recalibrated model
+# decodes again; an uncalibrated one keeps the key it always had).
+decode_key() {
+    local calib=""
+    [ ! -f "${final_dir}/count_calibration.json" ] || calib=" $(cksum < "${final_dir}/count_calibration.json")"
+    echo "$1 ${inference_model}${calib}" | inputs_key "${final_dir}/.done" "${dumpdir}/raw/$2/wav.scp" -
+}
+
 # decode_set <set> <tasks...>: decodes the tasks of a set that are not done yet.
 decode_set() {
     local dset=$1; shift
     local out=${final_dir}/decode_${dset} todo=() task key
     for task in "$@"; do
-        key=$(echo "${task} ${inference_model}" | inputs_key "${final_dir}/.done" "${dumpdir}/raw/${dset}/wav.scp" -)
+        key=$(decode_key "${task}" "${dset}")
         is_done "${out}/${task//[:+]/_}/.done" "${key}" || todo+=("${task}")
     done
     [ "${#todo[@]}" -gt 0 ] || { log "decoding of ${dset} is done (${out}: $*)"; return 0; }
@@ -289,12 +300,17 @@ decode_set() {
             mv "${out}/${name}/.${base}.tmp" "${out}/${name}/${base}"
         done
         cp "${logdir}"/out.*/"${name}"/plots/*.png "${out}/${name}/plots/" 2>/dev/null || true
-        key=$(echo "${task} ${inference_model}" | inputs_key "${final_dir}/.done" "${dumpdir}/raw/${dset}/wav.scp" -)
+        key=$(decode_key "${task}" "${dset}")
         echo "${key}" > "${out}/${name}/.done"
     done
 }
 
 stage_decode() {
+    if [ "${calibrate_count}" = true ]; then
+        # Once per model (count_calibration.json marks it done); a no-op without a count branch.
+        ${python} -m espnet2_use.bin.use_count_calibrate --if_configured --exp_dir "${final_dir}" \
+            --data_dir "${dumpdir}/raw/${valid_set}" ${inference_model:+--model_file "${inference_model}"}
+    fi
     local tse_tasks=""
     for combo in ${tse_cue_combinations}; do tse_tasks+=" tse:${combo}"; done
     for dset in ${ss_test_sets}; do decode_set "${dset}" ${ss_tasks}; done
