@@ -154,7 +154,6 @@ def cmd_use(args: argparse.Namespace) -> None:
     if getattr(args, "train_only", False):
         return
     final = args.decode_exp or out / stages[-1][0]
-    calibrated = False
     for test_dir, tasks in ((args.ss_test_dir, ["ss", "ss_oracle"]),
                             (args.tse_test_dir, [f"tse:{c}" for c in args.tse_combinations])):
         if test_dir is None or not tasks:
@@ -162,11 +161,8 @@ def cmd_use(args: argparse.Namespace) -> None:
         decode_dir = out / f"decode_{test_dir.name}"
         todo = [t for t in tasks if not done(decode_dir / t.replace(":", "_").replace("+", "_"))]
         if todo:
-            from espnet2_use.bin import use_count_calibrate, use_inference
+            from espnet2_use.bin import use_inference
 
-            if not calibrated:  # as the recipe's stage 6: a no-op without a count branch, or once done
-                use_count_calibrate.main(["--if_configured", "--exp_dir", str(final), "--data_dir", str(args.valid_dir)])
-                calibrated = True
             log(f"decoding {test_dir} with {final}: {' '.join(todo)}")
             use_inference.main(["--exp_dir", str(final), "--data_dir", str(test_dir),
                                 "--output_dir", str(decode_dir), "--tasks", *todo])
