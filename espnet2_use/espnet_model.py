@@ -108,14 +108,14 @@ class USEModel(USEInference, AbsESPnetModel):
         count_branch_conf: the count branch (``espnet2_use.counting.feature_counter``), a
             light counter over the encoder's frames, detached from them (it teaches the
             encoder nothing; ``type: frames``), or over the waveform's log-mel
-            spectrogram (``type: logmel``); None: none. It learns the count (0 .. K, cross-entropy) of
-            the batch's mixtures and of ``count_remixes`` mixtures made afresh from the
-            batch's references at every training step.
+            spectrogram (``type: logmel``); None: none. It learns the count (0 .. K,
+            cross-entropy) of the batch's mixtures and of ``count_remixes`` mixtures
+            made afresh from the batch's references at every training step.
         count_rule: who counts at inference: ``attractor``, ``branch`` or ``product``
             (``USENetwork``).
         count_attractor_weight, count_bias: how the ``product`` and ``branch`` rules
-            weigh the two views of the count (``USENetwork``; set on a validation set
-            by ``espnet2_use.bin.use_count_calibrate``).
+            weigh the two views of the count (``USENetwork``; chosen on a validation
+            set by ``espnet2_use.bin.use_count_calibrate``).
         count_branch_weight: weight of the count branch's cross-entropy.
         count_remixes: mixtures made from the batch's references per training step for
             the count branch (0: the batch alone).

@@ -86,8 +86,8 @@ class LogMelCounter(torch.nn.Module):
     The layers of the count peer (:class:`LogMelCNNCounter`: log-mel in dB below the
     utterance's peak, conv 3x3 blocks with batch norm, ReLU and 2x2 max-pooling, an
     average over bands), pooled by mean and max over each mixture's valid frames only
-    (so a padded batch counts as its mixtures one by one would), and a linear layer:
-    logits of the counts 0 .. ``num_classes`` - 1.
+    (padding, zeroed first, reaches the count only through the windows of a mixture's
+    last frames), and a linear layer: logits of the counts 0 .. ``num_classes`` - 1.
 
     Args:
         num_classes: counts classified (the model's ``max_num_src`` + 1).
