@@ -44,6 +44,7 @@ import numpy as np
 import torch
 import yaml
 
+from espnet2_use.counting.feature_counter import weighted_count
 from espnet2_use.data.kaldi_dir import read_kaldi_text
 from espnet2_use.inference.api import USE, prepare_audio
 
@@ -96,11 +97,9 @@ def accuracies(true: np.ndarray, est: np.ndarray) -> Dict[str, object]:
 
 def decide(branch: np.ndarray, attractors: np.ndarray, weight: float, bias: Sequence[float],
            min_num_src: int, max_num_src: int) -> np.ndarray:
-    """The counts [N] the rule gives (as ``USENetwork.count_from_scores``)."""
-    score = branch + weight * attractors + np.asarray(bias)[None, :]
-    n = np.arange(score.shape[1])
-    score = np.where(((n >= min_num_src) & (n <= max_num_src))[None, :], score, -np.inf)
-    return score.argmax(axis=1)
+    """The counts [N] the model's rule gives (``weighted_count``) for these scores."""
+    return weighted_count(torch.from_numpy(branch), torch.from_numpy(attractors), weight, bias,
+                          min_num_src, max_num_src).numpy()
 
 
 def search(true: np.ndarray, branch: np.ndarray, attractors: np.ndarray, min_num_src: int,

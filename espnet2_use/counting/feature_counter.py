@@ -221,3 +221,23 @@ def existence_count_log_posterior(logits: torch.Tensor, max_num_src: int) -> tor
     stops = torch.nn.functional.logsigmoid(-lg)
     before = torch.cat([lg.new_zeros(lg.size(0), 1), exists.cumsum(1)[:, :-1]], dim=1)
     return before + stops
+
+
+def weighted_count(
+    branch: torch.Tensor,
+    attractors: torch.Tensor,
+    weight: float,
+    bias: Sequence[float],
+    min_num_src: int,
+    max_num_src: int,
+) -> torch.Tensor:
+    """Counts [B]: argmax over n in [min_num_src, max_num_src] of
+    ``branch[n] + weight * attractors[n] + bias[n]`` (log-posteriors [B, K + 1] each,
+    bias [K + 1]); the ``branch`` and ``product`` rules, and what
+    ``use_count_calibrate`` searches over."""
+    score = branch + torch.as_tensor(bias, dtype=branch.dtype, device=branch.device)[None, :]
+    if weight:
+        score = score + weight * attractors
+    n = torch.arange(score.size(1), device=score.device)
+    allowed = (n >= min_num_src) & (n <= max_num_src)
+    return score.masked_fill(~allowed[None, :], float("-inf")).argmax(dim=-1)

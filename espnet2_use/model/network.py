@@ -5,7 +5,9 @@ import torch
 
 from espnet2.enh.decoder.abs_decoder import AbsDecoder
 from espnet2.enh.encoder.abs_encoder import AbsEncoder
-from espnet2_use.counting.feature_counter import build_count_branch, existence_count_log_posterior
+from espnet2_use.counting.feature_counter import (
+    build_count_branch, existence_count_log_posterior, weighted_count,
+)
 from espnet2_use.cue.cue_network import USECueNetwork
 from espnet2_use.layers.abs_use_backbone import BackboneOutput
 from espnet2_use.model.batch import Batch, cue_inputs, pairs
@@ -185,14 +187,8 @@ class USENetwork(torch.nn.Module):
     def count_from_scores(
         self, branch: torch.Tensor, attractors: torch.Tensor, weight: float, bias: Sequence[float]
     ) -> torch.Tensor:
-        """argmax over the counts in [min_num_src, max_num_src] of
-        ``branch + weight * attractors + bias`` ([B, K + 1] each; bias [K + 1])."""
-        score = branch + torch.as_tensor(bias, dtype=branch.dtype, device=branch.device)[None, :]
-        if weight:
-            score = score + weight * attractors
-        n = torch.arange(score.size(1), device=score.device)
-        allowed = (n >= self.min_num_src) & (n <= self.max_num_src)
-        return score.masked_fill(~allowed[None, :], float("-inf")).argmax(dim=-1)
+        """``weighted_count`` between this model's ``min_num_src`` and ``max_num_src``."""
+        return weighted_count(branch, attractors, weight, bias, self.min_num_src, self.max_num_src)
 
     def count_branch_logits(
         self,
