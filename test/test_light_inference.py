@@ -278,6 +278,11 @@ def test_a_source_scored_below_the_threshold_is_unknown(packed):
     use.name_threshold = -1.0  # cosine scores: every source named
     named = use.separate(packed["mixture"])
     assert set(named.names) <= set(LABELS)
+    # Every label's score is there, and the name is the best of them.
+    vocabulary = use._labels()
+    assert named.label_scores.shape == (named.count, len(vocabulary)) and set(vocabulary) == set(LABELS)
+    assert named.names == [vocabulary[i] for i in named.label_scores.argmax(1)]
+    assert np.allclose(named.label_scores.max(1), named.name_scores)
     use.name_threshold = max(named.name_scores) + 1e-6
     result = use.separate(packed["mixture"])
     assert result.names == ["unknown"] * result.count and result.name_scores == named.name_scores

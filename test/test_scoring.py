@@ -1,5 +1,6 @@
 """Scoring: metrics with known answers, FUSS rules, the use_scoring CLI, oracle IRM, plots."""
 import json
+import sys
 from pathlib import Path
 from typing import Dict, List, Optional
 
@@ -567,3 +568,39 @@ def test_plot_cli_draws_first_utterances(ss_case):
                        "--out_dir", str(root / "plots"), "--num", "2"])
     assert [p.name for p in paths] == ["utt1.png", "utt2.png"]
     assert all(p.stat().st_size > 0 for p in paths)
+
+
+def test_match_by_extraction_study_on_hand_made_case(tmp_path):
+    """local/match_by_extraction.py: the attractors' pick and the extraction's pick are each
+    checked against PIT's assignment, and what each returns is scored against the target."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "egs2" / "mini_use" / "use1" / "local"))
+    import match_by_extraction as study_mod
+
+    a, b, c = tone(300.0), noise(1, 0.2), tone(2100.0, 0.15)
+    ref_dir = make_ref_dir(tmp_path, {"u1": [a, b], "u2": [c, b]}, kmax=2)
+    # Separated sources: u1 in swapped order, u2 in order.
+    ss_dir = make_est_dir(tmp_path, "ss", {"u1": [b + noise(20, 1e-3), a + noise(21, 1e-3)],
+                                           "u2": [c + noise(22, 1e-3), b + noise(23, 1e-3)]},
+                          counts={"u1": 2, "u2": 2})
+    # The target (source 1) of u1: its cue is most similar to the wrong attractor (index 0);
+    # u2's cue picks the right one.
+    (ss_dir / "cue_similarity").write_text("u1 1 0.9 0.1\nu2 1 0.8 0.2\n")
+    use_scoring.main(["--mode", "ss", "--ref_dir", str(ref_dir), "--est_dir", str(ss_dir),
+                      "--no_progress", "--compute_sdr", "false"])
+    # The extractions resemble the targets (u1's a, u2's c) with some of the other source left.
+    tse_dir = make_est_dir(tmp_path, "tse", {"u1": [a + 0.3 * b], "u2": [c + 0.3 * b]})
+    out = study_mod.study(ref_dir, ss_dir, tse_dir)
+    rows = {r["utt"]: r for r in out["rows"]}
+    assert rows["u1"]["assigned"] == 1 and rows["u1"]["by_attractor"] == 0 and rows["u1"]["by_extraction"] == 1
+    assert not rows["u1"]["attractor_right"] and rows["u1"]["extraction_right"]
+    assert rows["u2"]["attractor_right"] and rows["u2"]["extraction_right"]
+    assert out["matching_attractor"]["mean"] == pytest.approx(50.0)
+    assert out["matching_extraction"]["mean"] == pytest.approx(100.0)
+    # u1's wrong pick returns source b: far below the right pick, which the extraction found.
+    assert rows["u1"]["si_snri_attractor_pick"] < 0 < rows["u1"]["si_snri_extraction_pick"]
+    assert rows["u2"]["si_snri_attractor_pick"] == pytest.approx(rows["u2"]["si_snri_extraction_pick"])
+    # The extraction keeps 0.3 b: better than the mixture, worse than the clean picks.
+    assert 0 < rows["u2"]["si_snri_extracted"] < rows["u2"]["si_snri_extraction_pick"]
+    (ss_dir / "scores.json").unlink()
+    with pytest.raises(DataDirError, match=r"ss/scores\.json: missing"):
+        study_mod.study(ref_dir, ss_dir, tse_dir)

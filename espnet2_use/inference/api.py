@@ -65,13 +65,19 @@ def prepare_audio(
 
 @dataclass
 class SeparationResult:
-    """Separated sources [S, T] at ``fs``, one name and existence probability each."""
+    """Separated sources [S, T] at ``fs``, one name and existence probability each.
+
+    ``label_scores`` [S, V]: each source's cosine score against every label of the model
+    (``USE._labels()``, averaged over the chunks it was found in; NaN where none scored
+    it), the scores its name was chosen from; None when the model has no label encoder.
+    """
 
     sources: np.ndarray
     fs: int
     existence_prob: List[float] = field(default_factory=list)
     names: List[str] = field(default_factory=list)
     name_scores: List[float] = field(default_factory=list)
+    label_scores: Optional[np.ndarray] = None
 
     @property
     def count(self) -> int:
@@ -247,9 +253,10 @@ class USE:
     ) -> SeparationResult:
         """Separate a recording; the model counts the sources unless ``num_sources``."""
         wav = prepare_audio(audio, fs, self.fs)
-        if rms(wav) <= SILENCE_RMS:
-            return SeparationResult(np.zeros((0, len(wav)), np.float32), self.fs)
         labels = self._labels()
+        if rms(wav) <= SILENCE_RMS:
+            none = None if labels is None else np.zeros((0, len(labels)), np.float32)
+            return SeparationResult(np.zeros((0, len(wav)), np.float32), self.fs, label_scores=none)
         chunk, overlap = self._chunking(len(wav), chunk_seconds, overlap_seconds)
         starts = chunk_starts(len(wav), chunk, overlap)
         windows = chunk_windows(starts, chunk, len(wav))
@@ -267,18 +274,20 @@ class USE:
             scores = out["label_scores"][0, :n].cpu().numpy() if labels is not None else None
             tracker.add(start, est, att, probs, scores, window)
         names, name_scores = [], []
+        label_scores = None if labels is None else np.full((len(tracker.outputs), len(labels)), np.nan, np.float32)
         for g in range(len(tracker.outputs)):
             if labels is None or not tracker.label_scores[g]:
                 names.append("unknown")
                 name_scores.append(float("nan"))
                 continue
             mean = np.mean(tracker.label_scores[g], axis=0)
+            label_scores[g] = mean
             best = int(mean.argmax())
             names.append(labels[best] if mean[best] >= self.name_threshold else "unknown")
             name_scores.append(float(mean[best]))
         sources = np.stack(tracker.outputs) if tracker.outputs else np.zeros((0, len(wav)), np.float32)
         probs = [float(np.mean(p)) for p in tracker.probs]
-        return SeparationResult(sources, self.fs, probs, names, name_scores)
+        return SeparationResult(sources, self.fs, probs, names, name_scores, label_scores)
 
     # --------------------------------------------------------------- extraction
     def cue_inputs(

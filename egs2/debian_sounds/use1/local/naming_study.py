@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import List, Optional, Tuple
 
 import numpy as np
-import torch
 
 from espnet2_use import USE
-from espnet2_use.data.kaldi_dir import ReferenceSet, read_kaldi_text
-from espnet2_use.scoring.metrics import NoActiveReferenceError, score_ss_utterance
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "egs2" / "mini_use" / "use1" / "local"))
+from choose_name_threshold import named_sources  # noqa: E402
 
 Matched = List[Tuple[np.ndarray, int]]
 
@@ -26,40 +26,18 @@ Matched = List[Tuple[np.ndarray, int]]
 def collect(use: USE, data_dir: Path, max_utts: int, true_count: bool) -> Tuple[np.ndarray, Matched]:
     """Label scores of every separated source [N, V], and (scores, index of the true
     label) of each source the scoring's assignment matches to an active reference."""
-    refs = ReferenceSet.load(data_dir)
-    labels = {}
-    for k in range(1, max(refs.spk) + 1):
-        path = data_dir / f"label_spk{k}"
-        if not path.is_file():
-            sys.exit(f"{path}: missing (the sources' class names are needed)")
-        labels[k] = read_kaldi_text(path)
     names = use._labels()
-    all_scores, matched = [], []
-    for utt in refs.utts[:max_utts]:
-        mixture, references, _ = refs.load_utterance(utt, use.fs)
-        x = torch.from_numpy(mixture.astype(np.float32))[None]
-        with torch.no_grad():
-            out = use.model.separate(x, num_src=refs.num_src[utt] if true_count else None,
-                                     name_sources=True)
-        n = int(out["counts"][0])
-        if n == 0:
-            continue
-        est = out["sources"][0, :n].numpy()
-        scores = out["label_scores"][0, :n].numpy()
-        all_scores.append(scores)
-        try:
-            score = score_ss_utterance(mixture, references, list(est), compute_sdr=False)
-        except NoActiveReferenceError:
-            continue
-        for r, e in enumerate(score.assignment):
-            if e >= 0 and score.pair_active[r]:
-                label = labels[r + 1][utt].strip()
-                if label not in names:
-                    sys.exit(f"{data_dir}/label_spk{r + 1}: {utt}'s label {label!r} is not in the model's vocabulary")
-                matched.append((scores[e], names.index(label)))
-    if not all_scores:
+    sources = named_sources(use, data_dir, max_utts, true_count)
+    if not sources:
         sys.exit(f"{data_dir}: no separated source to score")
-    return np.concatenate(all_scores), matched
+    matched = []
+    for scores, label in sources:
+        if not label:
+            continue
+        if label not in names:
+            sys.exit(f"{data_dir}: the label {label!r} of a source is not in the model's vocabulary")
+        matched.append((scores, names.index(label)))
+    return np.stack([scores for scores, _ in sources]), matched
 
 
 def acc(matched: Matched, bias: Optional[np.ndarray] = None, scale: Optional[np.ndarray] = None) -> float:
@@ -69,6 +47,7 @@ def acc(matched: Matched, bias: Optional[np.ndarray] = None, scale: Optional[np.
         v = scores if bias is None else (scores - bias) / (1.0 if scale is None else scale)
         right += int(np.argmax(v) == truth)
     return right / max(len(matched), 1)
+
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])

@@ -31,19 +31,21 @@ LABEL = next(row for row in SOURCE_FILES if row.modality == "label" and not row.
 GRID = np.round(np.arange(-0.2, 1.0001, 0.05), 2)
 
 
-def collect(use, data_dir: Path, max_utts: int) -> List[Tuple[float, bool]]:
-    """(best label score, is that name right) of every separated source."""
+def named_sources(use, data_dir: Path, max_utts: int, true_count: bool = False) -> List[Tuple[np.ndarray, str]]:
+    """(label scores [V], the true label or "") of every separated source of the first
+    ``max_utts`` mixtures: the true label is that of the active reference the scoring's
+    assignment matches the source to ("" for a source matched to none). ``true_count``:
+    separate with the reference count."""
     refs = ReferenceSet.load(data_dir)
     k_max = max(refs.spk)
     labels = {k: read_kaldi_text(data_dir / LABEL.file_name(k)) for k in range(1, k_max + 1)
               if (data_dir / LABEL.file_name(k)).is_file()}
     if not labels:
         sys.exit(f"{data_dir}: no {LABEL.file_name(1)}: the sources' class names are needed")
-    use.name_threshold = float("-inf")  # the best label of every source, as scored
     out = []
     for utt in refs.utts[:max_utts]:
         mixture, references, rate = refs.load_utterance(utt, use.fs)
-        result = use.separate(mixture, fs=rate)
+        result = use.separate(mixture, fs=rate, num_sources=refs.num_src[utt] if true_count else None)
         if result.count == 0:
             continue
         try:
@@ -54,9 +56,15 @@ def collect(use, data_dir: Path, max_utts: int) -> List[Tuple[float, bool]]:
             assignment, active = [], []
         truth = {e: labels.get(r + 1, {}).get(utt, "").strip()
                  for r, e in enumerate(assignment) if e >= 0 and active[r]}
-        for e in range(result.count):
-            out.append((float(result.name_scores[e]), e in truth and result.names[e] == truth[e]))
+        out.extend((result.label_scores[e], truth.get(e, "")) for e in range(result.count))
     return out
+
+
+def collect(use, data_dir: Path, max_utts: int) -> List[Tuple[float, bool]]:
+    """(best label score, is that name right) of every separated source."""
+    vocabulary = use._labels()
+    return [(float(scores.max()), bool(truth) and vocabulary[int(scores.argmax())] == truth)
+            for scores, truth in named_sources(use, data_dir, max_utts)]
 
 
 def right_decisions(scored: List[Tuple[float, bool]], t: float) -> float:
