@@ -277,3 +277,37 @@ def test_calibrate_tool_writes_the_choice_into_the_config_and_the_model_loads_it
     torch.save(build_use_model(tiny_config()).state_dict(), exp / "valid.loss.best.pth")
     with pytest.raises(ValueError, match="no count branch"):
         use_count_calibrate.main(["--exp_dir", str(exp), "--data_dir", str(valid)])
+
+
+def test_calibration_on_remixes_of_the_valid_references(tmp_path):
+    """--remix N: N new mixtures from the valid set's references, the counts balanced,
+    the same ones for a seed; the report says so and the choice is written as before."""
+    from espnet2_use.bin import use_count_calibrate
+    from tiny_data import write_set
+
+    valid = write_set(tmp_path, "valid", [1, 2, 3, 2, 3, 1], cues=True)
+    first = list(use_count_calibrate.remixed_mixtures(valid, FS, 30, 3, seed=4, seconds=(0.3, 0.6)))
+    again = list(use_count_calibrate.remixed_mixtures(valid, FS, 30, 3, seed=4, seconds=(0.3, 0.6)))
+    assert len(first) == 30 and {n for _, _, n in first} == {1, 2, 3}
+    assert all(0.3 * FS <= len(w) <= 0.6 * FS and np.abs(w).max() > 0 for _, w, _ in first)
+    assert [(k, n) for k, _, n in first] == [(k, n) for k, _, n in again]
+    assert all(np.array_equal(a, b) for (_, a, _), (_, b, _) in zip(first, again))
+    other = list(use_count_calibrate.remixed_mixtures(valid, FS, 30, 3, seed=5, seconds=(0.3, 0.6)))
+    assert [n for _, _, n in other] != [n for _, _, n in first]
+    with pytest.raises(ValueError, match="at 8000 Hz, the model at 16000 Hz"):
+        next(use_count_calibrate.remixed_mixtures(valid, 16000, 3, 3))
+
+    torch.manual_seed(0)
+    conf = dict(tiny_config(count_branch_conf=dict(LOGMEL), count_rule="product"), sample_rate=FS)
+    exp = tmp_path / "exp"
+    exp.mkdir()
+    (exp / "config.yaml").write_text(yaml.safe_dump(conf, sort_keys=False))
+    torch.save(build_use_model(conf).state_dict(), exp / "valid.loss.best.pth")
+    report = use_count_calibrate.main(["--exp_dir", str(exp), "--data_dir", str(valid), "--remix", "9",
+                                       "--weights", "0", "1", "--biases", "0", "1"])
+    assert report["utterances"] == 9 and report["remix"] == 9 and report["remix_seed"] == 0
+    written = yaml.safe_load((exp / "config.yaml").read_text())["model_conf"]
+    assert written["count_bias"] == report["after"]["bias"]
+    (valid / "label_spk1").unlink()
+    with pytest.raises(FileNotFoundError, match="label_spk1: missing"):
+        use_count_calibrate.main(["--exp_dir", str(exp), "--data_dir", str(valid), "--remix", "3"])

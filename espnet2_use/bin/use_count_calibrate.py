@@ -25,11 +25,15 @@ Choose on a validation set, never on the test set that reports the result. Three
 numbers fitted to a small set fit its noise: on mini_use's 150 validation mixtures the
 choice raised counting there from 82.0 to 87.3 % and lowered it on the test set from
 81.3 to 79.7 % (NOTEBOOK.md), so recipes run it only when asked
-(``use.sh --calibrate_count true``).
+(``use.sh --calibrate_count true``). ``--remix N`` calibrates on N mixtures made afresh
+from the validation set's references instead of its own mixtures (counts uniform over
+1 .. max_num_src, distinct classes, each source at its level in the set, 2-4 s:
+``espnet2_use.counting.dynamic_mixing.SourcePool``), so that the three numbers are fitted
+to many more mixtures than the set holds, with the counts balanced.
 
 Example:
     python -m espnet2_use.bin.use_count_calibrate --exp_dir exp/train_stage2 \\
-        --data_dir dump/raw/valid
+        --data_dir dump/raw/valid [--remix 1500]
 """
 import argparse
 import json
@@ -38,12 +42,13 @@ import os
 import shutil
 from itertools import product as grid_product
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 import yaml
 
+from espnet2_use.counting.dynamic_mixing import SourcePool
 from espnet2_use.counting.feature_counter import weighted_count
 from espnet2_use.data.kaldi_dir import read_kaldi_text
 from espnet2_use.inference.api import USE, prepare_audio
@@ -54,14 +59,9 @@ UNCALIBRATED = "config.uncalibrated.yaml"
 REPORT = "count_calibration.json"
 
 
-@torch.no_grad()
-def collect(use: USE, data_dir: Path) -> Tuple[List[str], np.ndarray, np.ndarray, np.ndarray]:
-    """Utterance ids, true counts [N], and the branch's and the attractors'
-    log-posteriors [N, K + 1] of ``data_dir``'s mixtures (``wav.scp``, ``utt2num_src``)."""
-    model = use.model
-    if model.count_branch is None:
-        raise ValueError("this model has no count branch (model_conf.count_branch_conf): "
-                         "there is only the attractors' count, nothing to weigh")
+def set_mixtures(data_dir: Path, fs: int) -> Iterator[Tuple[str, np.ndarray, int]]:
+    """(utterance id, waveform [T] at ``fs``, true count) of ``data_dir``'s own mixtures
+    (``wav.scp``, ``utt2num_src``)."""
     for name in ("wav.scp", "utt2num_src"):
         if not (data_dir / name).is_file():
             raise FileNotFoundError(f"{data_dir / name}: needed to calibrate the count (the mixtures and their counts)")
@@ -71,20 +71,62 @@ def collect(use: USE, data_dir: Path) -> Tuple[List[str], np.ndarray, np.ndarray
     missing = [k for k in keys if k not in truth]
     if missing:
         raise ValueError(f"{data_dir}/utt2num_src lacks {len(missing)} utterances of wav.scp, e.g. {missing[0]}")
-    counts, branch, attractors = [], [], []
     for utt in keys:
         try:
-            counts.append(int(truth[utt]))
+            count = int(truth[utt])
         except ValueError:
             raise ValueError(f"{data_dir}/utt2num_src: {utt} has {truth[utt]!r}, expected a whole number") from None
-        speech = torch.from_numpy(prepare_audio(wavs[utt], None, use.fs)).to(use.device)[None]
+        yield utt, prepare_audio(wavs[utt], None, fs), count
+
+
+def remixed_mixtures(data_dir: Path, fs: int, num: int, max_num_src: int, seed: int = 0,
+                     seconds: Tuple[float, float] = (2.0, 4.0)) -> Iterator[Tuple[str, np.ndarray, int]]:
+    """``num`` mixtures made afresh from ``data_dir``'s references (``spk{k}.scp``,
+    ``label_spk{k}``, ``utt2num_src``): a count uniform over 1 .. ``max_num_src``, that
+    many distinct classes, a sounding window of one recording of each at its level in
+    the set, a length uniform in ``seconds``; deterministic for a ``seed``."""
+    if num < 1:
+        raise ValueError(f"--remix must be >= 1, got {num}")
+    pool = SourcePool.from_dir(data_dir)
+    if pool.sample_rate != fs:
+        raise ValueError(f"{data_dir}: references at {pool.sample_rate} Hz, the model at {fs} Hz")
+    if len(pool.classes) < max_num_src:
+        raise ValueError(f"{data_dir}: {len(pool.classes)} classes, too few for mixtures of up to "
+                         f"{max_num_src} distinct ones")
+    rng = np.random.default_rng(seed)
+    for i in range(num):
+        segment = int(round(rng.uniform(*seconds) * fs))
+        mix, counts, _ = pool.mixtures(1, segment, rng, max_num_src=max_num_src)
+        yield f"remix{i:05d}", mix[0], int(counts[0])
+
+
+def require_branch(model) -> None:
+    if model.count_branch is None:
+        raise ValueError("this model has no count branch (model_conf.count_branch_conf): "
+                         "there is only the attractors' count, nothing to weigh")
+
+
+@torch.no_grad()
+def collect(use: USE, mixtures: Iterable[Tuple[str, np.ndarray, int]]
+            ) -> Tuple[List[str], np.ndarray, np.ndarray, np.ndarray]:
+    """Utterance ids, true counts [N], and the branch's and the attractors'
+    log-posteriors [N, K + 1] of the ``mixtures`` (id, waveform at the model's rate, count)."""
+    model = use.model
+    require_branch(model)
+    keys, counts, branch, attractors = [], [], [], []
+    for utt, wav, count in mixtures:
+        speech = torch.from_numpy(wav).to(use.device)[None]
         lengths = torch.full((1,), speech.size(1), dtype=torch.long, device=speech.device)
         speech, _ = model.normalize(speech, lengths)
         feats, flens, trunk = model.forward_encoder(speech, lengths)
         _, logits = model.separator.attractors(trunk, model.max_num_src + 1)
         b, a = model.count_log_posteriors(feats, flens, logits, speech, lengths)
+        keys.append(utt)
+        counts.append(count)
         branch.append(b[0].cpu().numpy())
         attractors.append(a[0].cpu().numpy())
+    if not keys:
+        raise ValueError("no utterances to calibrate on")
     return keys, np.array(counts), np.stack(branch), np.stack(attractors)
 
 
@@ -175,6 +217,10 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data_dir", required=True, type=Path,
                         help="a validation set: wav.scp and utt2num_src (never the test set)")
     parser.add_argument("--model_file", default=None, help="default: as use_inference picks it")
+    parser.add_argument("--remix", type=int, default=0,
+                        help="calibrate on this many mixtures made afresh from --data_dir's references "
+                             "(spk{k}.scp, label_spk{k}) instead of its own mixtures (0)")
+    parser.add_argument("--remix_seed", type=int, default=0)
     parser.add_argument("--weights", type=float, nargs="+", default=list(WEIGHTS))
     parser.add_argument("--biases", type=float, nargs="+", default=list(BIASES))
     parser.add_argument("--dry_run", action="store_true", help="print the choice, leave the config as it is")
@@ -197,12 +243,16 @@ def main(cmd: Optional[Sequence[str]] = None) -> Dict[str, object]:
     # The two log-posteriors do not depend on the rule's weight and biases: a calibrated
     # model is calibrated again from the same scores.
     use = USE.from_exp(args.exp_dir, args.model_file, args.device)
-    keys, true, branch, attractors = collect(use, args.data_dir)
     m = use.model
+    require_branch(m)  # before the mixtures are read
+    mixtures = (remixed_mixtures(args.data_dir, use.fs, args.remix, m.max_num_src, args.remix_seed)
+                if args.remix else set_mixtures(args.data_dir, use.fs))
+    keys, true, branch, attractors = collect(use, mixtures)
     before = accuracies(true, decide(branch, attractors, 1.0, [0.0] * (m.max_num_src + 1),
                                      m.min_num_src, m.max_num_src))
     best = search(true, branch, attractors, m.min_num_src, m.max_num_src, args.weights, args.biases)
-    report = {"data_dir": str(args.data_dir), "utterances": len(keys), "before": before, "after": best}
+    report = {"data_dir": str(args.data_dir), "utterances": len(keys), "remix": args.remix,
+              "remix_seed": args.remix_seed if args.remix else None, "before": before, "after": best}
     print(table(before, best))
     print(f"count_attractor_weight {best['weight']}, count_bias {best['bias']}")
     if not args.dry_run:

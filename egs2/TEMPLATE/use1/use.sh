@@ -49,6 +49,8 @@ inference_model=""      # weights for decoding (default: use_inference's choice)
 calibrate_count=false   # true: before decoding, weigh a count branch against the attractors on
                         # the valid set (use_count_calibrate; only for a model that counts by its
                         # branch). Off: on mini_use it gained 5 points on valid and lost 1.7 on test.
+calibrate_count_remix=0 # >0: calibrate on this many mixtures made afresh from the valid set's
+                        # references (use_count_calibrate --remix) instead of its own mixtures
 inference_ngpu=0        # 1: decoding and cue extraction jobs run on a GPU
 num_plots=3             # spectrogram PNGs per decoding set
 scoring_opts=""
@@ -310,7 +312,8 @@ stage_decode() {
     if [ "${calibrate_count}" = true ]; then
         # Once per model (count_calibration.json marks it done); a no-op without a count branch.
         ${python} -m espnet2_use.bin.use_count_calibrate --if_configured --exp_dir "${final_dir}" \
-            --data_dir "${dumpdir}/raw/${valid_set}" ${inference_model:+--model_file "${inference_model}"}
+            --data_dir "${dumpdir}/raw/${valid_set}" --remix "${calibrate_count_remix}" \
+            ${inference_model:+--model_file "${inference_model}"}
     fi
     local tse_tasks=""
     for combo in ${tse_cue_combinations}; do tse_tasks+=" tse:${combo}"; done
