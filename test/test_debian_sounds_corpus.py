@@ -603,3 +603,19 @@ def test_real_recordings_reads_the_catalogue_and_mixes_two_recordings(tmp_path, 
     # The demo package is not one of the corpus's, and never a reserved one.
     assert real_recordings.PACKAGE not in debian_packages.PINNED
     assert not debian_packages.is_reserved(real_recordings.PACKAGE)
+
+
+def test_naming_study_hub_correction_on_a_hand_made_case():
+    """A hub label scoring high against every source wins every naming by the raw
+    cosine; subtracting each label's mean over the fitted sources gives the names back."""
+    import naming_study
+
+    rng = np.random.default_rng(0)
+    truth = np.repeat([0, 1, 2], 10)
+    scores = 0.5 * np.eye(4)[truth] + 0.05 * rng.standard_normal((30, 4))
+    scores[:, 3] += 0.8  # label 3 is a hub, no source's own
+    matched = list(zip(scores, truth.tolist()))
+    assert naming_study.acc(matched) == 0.0
+    assert naming_study.acc(matched, scores.mean(0)) == 1.0
+    assert naming_study.acc(matched, scores.mean(0), scores.std(0)) > 0.5  # z-scores: the hub's small spread adds noise
+    assert naming_study.acc([]) == 0.0

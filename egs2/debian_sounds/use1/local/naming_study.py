@@ -17,7 +17,7 @@ import numpy as np
 
 from espnet2_use import USE
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "egs2" / "mini_use" / "use1" / "local"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "mini_use" / "use1" / "local"))
 from choose_name_threshold import named_sources  # noqa: E402
 
 Matched = List[Tuple[np.ndarray, int]]
