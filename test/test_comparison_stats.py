@@ -237,3 +237,45 @@ def test_active_crop_trains_whole_when_no_window_keeps_both(tmp_path):
     assert len(out["speech_mix"]) == 24000
     with pytest.raises(ValueError, match="active_crop_min_active"):
         _crop_preprocessor(tmp_path, min_active=1.5)
+
+
+# ------------------------------------------------ two models' decodings over seeds
+def _scores(records):
+    """A stage-7 scores.json of (num_src, est_count, [si_snri per reference], [match per cue])."""
+    return {"summary": {}, "utterances": {
+        f"u{i:02d}": {"num_src": n, "num_ref_active": n, "est_count": est, "si_snri_all_refs": si,
+                      "matching": [{"k": k + 1, "match": m} for k, m in enumerate(ms)]}
+        for i, (n, est, si, ms) in enumerate(records)}}
+
+
+def test_compare_decodings_reads_the_paired_differences_over_seeds(tmp_path, capsys):
+    """System A counts every mixture right and separates 1 dB better than B on each;
+    B misses every 3-source count. The tool's differences say exactly that."""
+    import json
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "egs2" / "mini_use" / "use1" / "local"))
+    import compare_decodings
+
+    base = [(n, n, [float(i % 5)] * n, [True] * n) for i, n in enumerate([1, 2, 3] * 10)]
+    a = _scores([(n, est, [v + 1.0 for v in si], ms) for n, est, si, ms in base])
+    b = _scores([(n, 2 if n == 3 else est, si, [k != 0 for k in range(n)]) for n, est, si, ms in base])
+    paths = []
+    for name, sc in (("a0", a), ("a1", a), ("b0", b)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "scores.json").write_text(json.dumps(sc))
+        paths.append(str(tmp_path / name))
+    out = tmp_path / "diff.json"
+    assert compare_decodings.main(["--a", ",".join(paths[:2]), "--b", paths[2], "--out_json", str(out)]) == 0
+    report = json.loads(out.read_text())["metrics"]
+    two = report["honest SI-SNRi, 2 sources (dB)"]["difference"]
+    assert two["mean"] == pytest.approx(1.0) and two["ci"] == pytest.approx([1.0, 1.0])
+    assert two["seeds"] == [2, 1] and two["mixtures"] == 10
+    assert report["counting, 3 sources (%)"]["difference"]["mean"] == pytest.approx(100.0)
+    assert report["counting, 2 sources (%)"]["difference"]["mean"] == pytest.approx(0.0)
+    assert report["counting, all (%)"]["b"] == pytest.approx(100 * 2 / 3)
+    assert report["matching (%)"]["difference"]["mean"] == pytest.approx(50.0)  # B misses one cue of each
+    assert "| counting, 3 sources (%) | 100.00" in capsys.readouterr().out
+    with pytest.raises(FileNotFoundError, match="no scores"):
+        compare_decodings.main(["--a", str(tmp_path / "missing"), "--b", paths[2]])
