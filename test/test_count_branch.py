@@ -311,3 +311,53 @@ def test_calibration_on_remixes_of_the_valid_references(tmp_path):
     (valid / "label_spk1").unlink()
     with pytest.raises(FileNotFoundError, match="label_spk1: missing"):
         use_count_calibrate.main(["--exp_dir", str(exp), "--data_dir", str(valid), "--remix", "3"])
+
+
+# ---------------------------------------------------- the existence layer refitted
+def test_existence_refit_learns_the_count_from_the_features_it_is_given():
+    """Attractor s of an n-source mixture carries +1 in its first feature when s < n,
+    -1 otherwise; a head that starts by ignoring that feature counts nothing right,
+    the fitted one counts every mixture."""
+    from espnet2_use.bin.use_existence_refit import counts_of, fit
+
+    torch.manual_seed(0)
+    model = build_use_model(tiny_config())
+    counts = torch.tensor([1, 2, 3] * 20)
+    feats = 0.3 * torch.randn(60, 4, 5)
+    feats[..., 0] = torch.where(torch.arange(4)[None, :] < counts[:, None], 1.0, -1.0)
+    w0, b0 = torch.tensor([[0.0, 1.0, 0.0, 0.0, 0.0]]), torch.tensor([-5.0])
+    assert (counts_of(model, feats, w0, b0) == counts.numpy()).mean() < 0.5
+    w, b = fit(feats, counts, w0, b0, l2=1e-4)
+    assert (counts_of(model, feats, w, b) == counts.numpy()).all()
+    assert w[0, 0] > 1.0
+
+
+@pytest.mark.parametrize("attractor_conf", [{}, {"refine_layers": 1, "refine_heads": 2}])
+def test_existence_refit_tool_changes_that_layer_only_and_the_model_loads(tmp_path, attractor_conf):
+    from espnet2_use import USE
+    from espnet2_use.bin import use_existence_refit
+    from tiny_data import write_set
+
+    torch.manual_seed(0)
+    conf = dict(tiny_config(), sample_rate=FS)
+    conf["separator_conf"] = dict(conf["separator_conf"], attractor_conf=attractor_conf)
+    exp = tmp_path / "exp"
+    exp.mkdir()
+    (exp / "config.yaml").write_text(yaml.safe_dump(conf, sort_keys=False))
+    model = build_use_model(conf)
+    torch.save(model.state_dict(), exp / "valid.loss.best.pth")
+    valid = write_set(tmp_path, "valid", [1, 2, 3, 2, 3, 1], cues=True)
+    report = use_existence_refit.main(["--exp_dir", str(exp), "--data_dir", str(valid), "--remix", "20"])
+    assert (report["fitted_on"], report["held_out"]) == (16, 4)
+    assert set(report["after"]["by_true"]) <= {1, 2, 3}
+    before = torch.load(exp / "valid.loss.best.pth", weights_only=True)
+    after = torch.load(exp / "existence_refit.pth", weights_only=True)
+    layer = use_existence_refit.existence_layer(model.separator.attractor)
+    w_name, b_name = use_existence_refit.parameter_names(model, layer)
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed and changed <= {w_name, b_name}
+    refit = use_existence_refit.existence_layer(USE.from_exp(exp, "existence_refit.pth").model.separator.attractor)
+    assert torch.equal(refit.weight, after[w_name]) and torch.equal(refit.bias, after[b_name])
+    assert json.loads((exp / "existence_refit.json").read_text())["remix"] == 20
+    with pytest.raises(ValueError, match="cannot be split"):
+        use_existence_refit.main(["--exp_dir", str(exp), "--data_dir", str(valid), "--remix", "2"])
